@@ -1,0 +1,90 @@
+# fusebench — `make help` lists the targets.
+#
+# Everything is built with mpicc (Open MPI) and found through pkg-config. Package set-up is
+# `make deps` (scripts/deps.sh); `make run` and `make test` call it first.
+
+CC       := mpicc
+ARCH     ?= -march=native
+OPT      ?= -O3
+SAN      ?=
+BUILD    ?= build
+PKGS     := openblas hdf5-openmpi cmocka papi
+# Recursive (=) so pkg-config runs after `make deps` has installed the packages.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_LIBDIR = $(shell pkg-config --variable=libdir openblas 2>/dev/null)
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+
+CFLAGS   = $(OPT) $(ARCH) $(SAN) -g -fopenmp -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP \
+           -DFB_SOURCE_DIR=\"$(CURDIR)\" -DFB_GIT_COMMIT=\"$(GIT_COMMIT)\" \
+           -DFB_CFLAGS="\"$(OPT) $(ARCH) $(SAN) -fopenmp\"" $(PKG_CFLAGS)
+LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
+LDLIBS   = $(PKG_LIBS) -lm
+
+LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+TEST_SRC  := $(wildcard tests/test_*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB       := $(BUILD)/libfusebench.a
+FUSEBENCH := bench/fusebench
+
+.SECONDARY:
+.PHONY: all deps run test test-only sanitize refs bench clean help
+all: $(FUSEBENCH) $(TEST_BIN)
+
+help:
+	@echo "make run        install missing packages, build, run the main job (kernel benchmark)"
+	@echo "make test       install missing packages, build and run every test"
+	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
+	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
+	@echo "make deps       install missing Debian packages (root) or print the apt-get line"
+	@echo "make clean      remove build outputs (results/ is kept)"
+	@echo "variables: ARCH=$(ARCH) OPT=$(OPT) BUILD=$(BUILD) THREADS=<n> for make run"
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(FUSEBENCH)
+	$(FUSEBENCH) kernels $(if $(THREADS),--threads $(THREADS),)
+
+test: deps
+	@$(MAKE) --no-print-directory test-only
+
+test-only: $(TEST_BIN) $(FUSEBENCH)
+	@tests/run_tests.sh $(BUILD)/tests
+
+# Sanitized build: its own build folder, -O1 for readable reports. Leak checking stays on; the
+# suppressions file names the one-time allocations of OpenBLAS/OpenMP/HDF5 initialisation only.
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-sanitize OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  FUSEBENCH=build-sanitize/fusebench test-only
+
+refs:
+	@scripts/deps.sh refs
+	/usr/bin/python3 tests/refs/make_refs.py
+
+bench: $(FUSEBENCH)
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(FUSEBENCH): $(BENCH_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/testutil.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+clean:
+	rm -rf build build-sanitize $(FUSEBENCH)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

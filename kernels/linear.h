@@ -1,0 +1,25 @@
+// Linear layer with PyTorch's layout: out = inp · weightᵀ + bias, weight (OC, IC).
+#pragma once
+#include "layout.h"
+
+typedef struct {
+    float *weight;  // (OC, IC)
+    float *bias;    // (OC), NULL when the layer has none
+} linear_params;
+
+// Declares `prefix.weight` (and `prefix.bias`) with PyTorch's nn.Linear default initialisation:
+// U(-1/sqrt(IC), 1/sqrt(IC)) for both (kaiming_uniform with a = sqrt(5)). Returns the weight's index.
+int linear_declare(fb_layout *L, const char *prefix, int IC, int OC, int has_bias,
+                   linear_params *p, linear_params *g);
+// Xavier-uniform weight, zero bias (the init the 000 and 003 systems use).
+void linear_init_xavier(fb_layout *L, int weight_index, int IC, int OC);
+
+// out (N, OC) = inp (N, IC) · weightᵀ (+ bias)
+fb_status linear_forward(float *out, const float *inp, const linear_params *p, int N, int IC, int OC);
+// Accumulates: dinp (N, IC) += dout · weight (skipped when dinp is NULL);
+// g->weight (OC, IC) += doutᵀ · inp; g->bias (OC) += column sums of dout (skipped when NULL).
+fb_status linear_backward(float *dinp, linear_params *g, const float *dout, const float *inp,
+                          const linear_params *p, int N, int IC, int OC);
+// FLOPs of one forward / backward (multiply-add = 2 FLOPs), for the benchmark and the counters.
+double linear_flops_forward(int N, int IC, int OC, int has_bias);
+double linear_flops_backward(int N, int IC, int OC, int has_bias, int needs_dinp);

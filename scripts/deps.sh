@@ -1,0 +1,43 @@
+#!/bin/sh
+# Installs the Debian packages fusebench needs (run by `make deps`, hence by `make run` and
+# `make test`). As root, missing packages are installed with apt-get; otherwise the exact apt-get
+# line is printed and the script fails. Usage: scripts/deps.sh [extra-set ...]
+#   extra sets: refs (PyTorch, for `make refs` and `make compare-torch`)
+set -eu
+
+BASE="build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
+libpapi-dev papi-tools libopenblas-openmp-dev libcmocka-dev python3 python3-h5py \
+python3-matplotlib python3-numpy"
+REFS="python3-torch"
+
+wanted="$BASE"
+for set in "$@"; do
+  case "$set" in
+    refs) wanted="$wanted $REFS" ;;
+    *) echo "deps.sh: unknown package set '$set' (known: refs)" >&2; exit 2 ;;
+  esac
+done
+
+missing=""
+for pkg in $wanted; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  case "$status" in
+    "install ok installed") ;;
+    *) missing="$missing $pkg" ;;
+  esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "fusebench needs these Debian packages:$missing" >&2
+  echo "install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+  exit 1
+fi
+
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

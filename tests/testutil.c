@@ -1,0 +1,160 @@
+#include "testutil.h"
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+#ifndef FB_SOURCE_DIR
+#define FB_SOURCE_DIR "."
+#endif
+
+// Line-buffered stdout so our lines and cmocka's (stderr) interleave in order in a pipe.
+__attribute__((constructor)) static void line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
+#define MAX_BLOCKS 64
+static struct { char block[64]; double worst; } worst_table[MAX_BLOCKS];
+static int worst_count;
+
+static void record_worst(const char *block, double err) {
+    for (int i = 0; i < worst_count; i++)
+        if (strcmp(worst_table[i].block, block) == 0) {
+            if (err > worst_table[i].worst || isnan(err)) worst_table[i].worst = err;
+            return;
+        }
+    if (worst_count < MAX_BLOCKS) {
+        snprintf(worst_table[worst_count].block, sizeof worst_table[0].block, "%s", block);
+        worst_table[worst_count++].worst = err;
+    }
+}
+
+void report_worst(void) {
+    for (int i = 0; i < worst_count; i++)
+        printf("worst-error %-40s %.3e\n", worst_table[i].block, worst_table[i].worst);
+}
+
+void fixture_open(fixture *f, const char *file, const char *case_name) {
+    char path[1024];
+    const char *dir = getenv("FB_FIXTURE_DIR");
+    snprintf(path, sizeof path, "%s/%s.h5", dir ? dir : FB_SOURCE_DIR "/tests/fixtures", file);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f->file < 0) fail_msg("fixture %s missing (run `make refs` to regenerate)", path);
+    f->group = H5Gopen2(f->file, case_name, H5P_DEFAULT);
+    if (f->group < 0) fail_msg("fixture %s has no case '%s'", path, case_name);
+    snprintf(f->label, sizeof f->label, "%s/%s", file, case_name);
+}
+
+void fixture_close(fixture *f) {
+    H5Gclose(f->group);
+    H5Fclose(f->file);
+}
+
+int fixture_has(const fixture *f, const char *name) {
+    return H5Lexists(f->group, name, H5P_DEFAULT) > 0;
+}
+
+static void *fixture_read(const fixture *f, const char *name, size_t *n, hid_t memtype, size_t elsize) {
+    hid_t ds = H5Dopen2(f->group, name, H5P_DEFAULT);
+    if (ds < 0) fail_msg("fixture %s has no dataset '%s'", f->label, name);
+    hid_t sp = H5Dget_space(ds);
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    void *buf = malloc((size_t)(count > 0 ? count : 1) * elsize);
+    if (!buf || H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        fail_msg("fixture %s: cannot read '%s'", f->label, name);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    if (n) *n = (size_t)count;
+    return buf;
+}
+
+float *fixture_floats(const fixture *f, const char *name, size_t *n) {
+    return fixture_read(f, name, n, H5T_NATIVE_FLOAT, sizeof(float));
+}
+
+double *fixture_doubles(const fixture *f, const char *name, size_t *n) {
+    return fixture_read(f, name, n, H5T_NATIVE_DOUBLE, sizeof(double));
+}
+
+static double read_attr(const fixture *f, const char *attr) {
+    double v = 0;
+    hid_t a = H5Aopen(f->group, attr, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) fail_msg("fixture %s has no attribute '%s'", f->label, attr);
+    H5Aclose(a);
+    return v;
+}
+
+int fixture_int(const fixture *f, const char *attr) { return (int)lround(read_attr(f, attr)); }
+double fixture_double_attr(const fixture *f, const char *attr) { return read_attr(f, attr); }
+
+double max_rel_err(const float *got, const double *want, size_t n) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (isnan(d) || d > diff) diff = isnan(d) ? NAN : d;
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+        if (isnan(diff)) break;
+    }
+    return scale > 0 ? diff / scale : diff;
+}
+
+double check_against(const fixture *f, const char *name, const float *got, size_t n, double tol) {
+    size_t m = 0;
+    double *want = fixture_doubles(f, name, &m);
+    if (m != n) fail_msg("%s/%s: %zu values, fixture has %zu", f->label, name, n, m);
+    double err = max_rel_err(got, want, n);
+    free(want);
+    char block[64];
+    snprintf(block, sizeof block, "%.*s", (int)strcspn(f->label, "/"), f->label);
+    record_worst(block, err);
+    printf("  torch %-28s %-10s max rel err %.3e (tol %.0e)\n", f->label, name, err, tol);
+    if (!(err <= tol)) fail_msg("%s/%s: max rel err %.3e above %.0e", f->label, name, err, tol);
+    return err;
+}
+
+double fd_check(const char *block, fd_loss_fn loss, void *ctx, fd_var *vars, int nvars,
+                float h, int samples, double tol) {
+    double worst = 0;
+    for (int v = 0; v < nvars; v++) {
+        fd_var *var = &vars[v];
+        double scale = 0, err = 0;
+        for (size_t i = 0; i < var->n; i++) if (fabs(var->grad[i]) > scale) scale = fabs(var->grad[i]);
+        int count = samples < (int)var->n ? samples : (int)var->n;
+        for (int s = 0; s < count; s++) {
+            size_t i = (size_t)s * var->n / (size_t)count;
+            float saved = var->x[i];
+            var->x[i] = saved + h; double lp = loss(ctx);
+            var->x[i] = saved - h; double lm = loss(ctx);
+            var->x[i] = saved;
+            double fd = (lp - lm) / (2.0 * h);
+            double e = fabs(fd - var->grad[i]) / (scale > 0 ? scale : 1.0);
+            if (e > err || isnan(e)) err = isnan(e) ? INFINITY : e;
+        }
+        printf("  fd    %-28s %-10s max rel err %.3e (tol %.0e, h %.0e)\n", block, var->name, err, tol, h);
+        if (!(err <= tol)) fail_msg("%s: finite-difference gradient of %s off by %.3e (tol %.0e)", block, var->name, err, tol);
+        if (err > worst) worst = err;
+    }
+    return worst;
+}
+
+void fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;  // xorshift64
+        x[i] = scale * (2.0f * (float)((s >> 40) * (1.0 / 16777216.0)) - 1.0f);
+    }
+}
+
+float *alloc_floats(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) fail_msg("out of memory for %zu floats", n);
+    return p;
+}
+
+void set_threads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int bitwise_equal(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }

@@ -1,0 +1,51 @@
+// Shared test machinery: PyTorch fixtures (HDF5), error metrics, finite differences, thread runs.
+//
+// Error metric (used everywhere and printed by every check): the max-norm relative error
+//     err = max_i |got_i - want_i| / max_i |want_i|
+// i.e. the worst element's error relative to the tensor's scale. A per-element relative error is
+// not used because entries that cross zero make it meaningless for float32 sums of many terms.
+// Fixture references are computed by PyTorch in float64 from the float32 inputs, so `err` measures
+// our float32 kernel against the exact result, not against another float32 rounding.
+#pragma once
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <hdf5.h>
+
+// Tolerances from the foundation issue.
+#define TOL_TORCH 1e-5
+#define TOL_TORCH_ATTENTION 1e-4
+
+typedef struct { hid_t file, group; char label[128]; } fixture;
+
+// Opens tests/fixtures/<file>.h5 and its group <case_name>; fails the test when missing.
+void fixture_open(fixture *f, const char *file, const char *case_name);
+void fixture_close(fixture *f);
+int fixture_has(const fixture *f, const char *name);
+float *fixture_floats(const fixture *f, const char *name, size_t *n);    // malloc'd copy
+double *fixture_doubles(const fixture *f, const char *name, size_t *n);  // malloc'd copy
+int fixture_int(const fixture *f, const char *attr);
+double fixture_double_attr(const fixture *f, const char *attr);
+
+double max_rel_err(const float *got, const double *want, size_t n);
+// Compares `got` with the fixture dataset `name`; prints the error and records the worst one per
+// block for the summary ("worst <block> <err>"). Returns the error; fails the test above `tol`.
+double check_against(const fixture *f, const char *name, const float *got, size_t n, double tol);
+
+// Finite differences. `loss` runs the forward pass and returns sum_i probe_i * out_i in double.
+typedef double (*fd_loss_fn)(void *ctx);
+typedef struct { const char *name; float *x; size_t n; const float *grad; } fd_var;
+// Central differences with step h on `samples` coordinates of each variable (spread evenly);
+// error relative to max |grad| of that variable. Returns the worst error and fails above tol.
+double fd_check(const char *block, fd_loss_fn loss, void *ctx, fd_var *vars, int nvars,
+                float h, int samples, double tol);
+
+// Deterministic test data in [-scale, scale] (not the kernels' RNG, so tests stay independent).
+void fill_uniform(float *x, size_t n, uint64_t seed, float scale);
+float *alloc_floats(size_t n);   // zeroed, fails the test on OOM
+void set_threads(int n);         // OpenMP and OpenBLAS thread count
+int bitwise_equal(const float *a, const float *b, size_t n);
+// One line for the worst-error table at the end of a test binary.
+void report_worst(void);
