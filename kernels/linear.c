@@ -28,6 +28,38 @@ void linear_init_xavier(fb_layout *L, int weight_index, int IC, int OC) {
     }
 }
 
+// Seeds every row of out (N, OC) with the bias; returns the beta the first SGEMM must use.
+static float bias_rows(float *out, const float *bias, int N, int OC) {
+    if (!bias) return 0.0f;
+    #pragma omp parallel for schedule(static) if ((size_t)N * OC > FB_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+    return 1.0f;
+}
+
+// dbias (OC) += column sums of dout (N, OC). Each thread owns a block of columns and sums rows in
+// order, so the result does not depend on the thread count.
+static void bias_grad(float *dbias, const float *dout, int N, int OC) {
+    #pragma omp parallel for schedule(static) if ((size_t)N * OC > FB_OMP_MIN_WORK)
+    for (int o0 = 0; o0 < OC; o0 += 64) {
+        int o1 = o0 + 64 < OC ? o0 + 64 : OC;
+        float acc[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = dout + (size_t)n * OC;
+            for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+    }
+}
+
+// The part of a backward that touches one column block of W, `width` wide (leading dim ldw):
+// dx (N, width) += dout · W[:, block]; dW[:, block] += doutᵀ · x. (Not `I`: cblas.h pulls in
+// complex.h, which defines it.)
+static void linear_block_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                                  int N, int width, int OC, int ldw) {
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, width, OC, 1.0f, dout, OC, w, ldw, 1.0f, dx, width);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, width, N, 1.0f, dout, OC, x, width, 1.0f, dw, ldw);
+}
+
 static fb_status linear_check(const void *inp, const linear_params *p, int N, int IC, int OC) {
     FB_REQUIRE(N > 0 && IC > 0 && OC > 0, FB_ERR_SHAPE,
                "linear: sizes N=%d IC=%d OC=%d must all be > 0", N, IC, OC);
@@ -37,41 +69,41 @@ static fb_status linear_check(const void *inp, const linear_params *p, int N, in
 
 fb_status linear_forward(float *out, const float *inp, const linear_params *p, int N, int IC, int OC) {
     FB_TRY(linear_check(inp, p, N, IC, OC));
-    float beta = 0.0f;
-    if (p->bias) {
-        // Seed every row with the bias, then let SGEMM accumulate onto it (beta = 1): no extra pass.
-        #pragma omp parallel for schedule(static) if ((size_t)N * OC > FB_OMP_MIN_WORK)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, p->bias, (size_t)OC * sizeof(float));
-        beta = 1.0f;
-    }
+    // Seed every row with the bias, then let SGEMM accumulate onto it (beta = 1): no extra pass.
+    float beta = bias_rows(out, p->bias, N, OC);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, p->weight, IC, beta, out, OC);
+    return FB_OK;
+}
+
+fb_status linear_concat_forward(float *out, const float *x1, int I1, const float *x2, int I2,
+                                const linear_params *p, int N, int OC) {
+    FB_TRY(linear_check(x1, p, N, I1, OC));
+    FB_TRY(linear_check(x2, p, N, I2, OC));
+    int ldw = I1 + I2;
+    float beta = bias_rows(out, p->bias, N, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, I1, 1.0f, x1, I1, p->weight, ldw, beta, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, I2, 1.0f, x2, I2, p->weight + I1, ldw, 1.0f, out, OC);
+    return FB_OK;
+}
+
+fb_status linear_concat_backward(float *dx1, float *dx2, linear_params *g, const float *dout,
+                                 const float *x1, int I1, const float *x2, int I2,
+                                 const linear_params *p, int N, int OC) {
+    FB_TRY(linear_check(x1, p, N, I1, OC));
+    FB_TRY(linear_check(x2, p, N, I2, OC));
+    int ldw = I1 + I2;
+    float *dw = g ? g->weight : NULL;
+    linear_block_backward(dx1, dw, dout, x1, p->weight, N, I1, OC, ldw);
+    linear_block_backward(dx2, dw ? dw + I1 : NULL, dout, x2, p->weight + I1, N, I2, OC, ldw);
+    if (g && g->bias) bias_grad(g->bias, dout, N, OC);
     return FB_OK;
 }
 
 fb_status linear_backward(float *dinp, linear_params *g, const float *dout, const float *inp,
                           const linear_params *p, int N, int IC, int OC) {
     FB_TRY(linear_check(inp, p, N, IC, OC));
-    if (dinp)  // (N, IC) += (N, OC) · (OC, IC)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, p->weight, IC, 1.0f, dinp, IC);
-    if (g && g->weight)  // (OC, IC) += (OC, N) · (N, IC)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, g->weight, IC);
-    if (g && g->bias) {
-        // Each thread owns a block of columns and sums rows in order: the result does not depend
-        // on the thread count.
-        #pragma omp parallel if ((size_t)N * OC > FB_OMP_MIN_WORK)
-        {
-            #pragma omp for schedule(static)
-            for (int o0 = 0; o0 < OC; o0 += 64) {
-                int o1 = o0 + 64 < OC ? o0 + 64 : OC;
-                float acc[64] = {0};
-                for (int n = 0; n < N; n++) {
-                    const float *row = dout + (size_t)n * OC;
-                    for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
-                }
-                for (int o = o0; o < o1; o++) g->bias[o] += acc[o - o0];
-            }
-        }
-    }
+    linear_block_backward(dinp, g ? g->weight : NULL, dout, inp, p->weight, N, IC, OC, IC);
+    if (g && g->bias) bias_grad(g->bias, dout, N, OC);
     return FB_OK;
 }
 

@@ -20,6 +20,16 @@ fb_status linear_forward(float *out, const float *inp, const linear_params *p, i
 // g->weight (OC, IC) += doutᵀ · inp; g->bias (OC) += column sums of dout (skipped when NULL).
 fb_status linear_backward(float *dinp, linear_params *g, const float *dout, const float *inp,
                           const linear_params *p, int N, int IC, int OC);
+// Linear over a concatenation without forming it: out (N, OC) = [x1 (N, I1) ; x2 (N, I2)] · Wᵀ + b
+// with W (OC, I1 + I2). Two SGEMMs on column blocks of W (leading dimension I1 + I2) replace the
+// (N, I1 + I2) temporary that torch.cat builds. p is declared with IC = I1 + I2.
+fb_status linear_concat_forward(float *out, const float *x1, int I1, const float *x2, int I2,
+                                const linear_params *p, int N, int OC);
+// Accumulates dx1 (N, I1), dx2 (N, I2) (either may be NULL) and g->weight (OC, I1 + I2), g->bias.
+fb_status linear_concat_backward(float *dx1, float *dx2, linear_params *g, const float *dout,
+                                 const float *x1, int I1, const float *x2, int I2,
+                                 const linear_params *p, int N, int OC);
+
 // FLOPs of one forward / backward (multiply-add = 2 FLOPs), for the benchmark and the counters.
 double linear_flops_forward(int N, int IC, int OC, int has_bias);
 double linear_flops_backward(int N, int IC, int OC, int has_bias, int needs_dinp);

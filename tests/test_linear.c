@@ -145,6 +145,46 @@ static void test_canary_catches_overflow(void **state) {
     free(c.inp); free(c.dinp); free(c.out); free(c.probe);
 }
 
+// linear_concat over [x1; x2] equals linear over the materialised concatenation (a torch-checked
+// path). Summation order differs (two SGEMMs), so within float32 rounding, not bitwise.
+static void test_concat_equals_linear(void **state) {
+    (void)state;
+    const int N = 37, I1 = 24, I2 = 9, OC = 19, IC = I1 + I2;
+    linear_case c;
+    case_setup(&c, N, IC, OC, 1);
+    float *x1 = alloc_floats((size_t)N * I1), *x2 = alloc_floats((size_t)N * I2);
+    float *dx1 = alloc_floats((size_t)N * I1), *dx2 = alloc_floats((size_t)N * I2), *out2 = alloc_floats((size_t)N * OC);
+    fill_uniform(x1, (size_t)N * I1, 31, 1.0f);
+    fill_uniform(x2, (size_t)N * I2, 32, 1.0f);
+    fill_uniform(c.probe, (size_t)N * OC, 33, 1.0f);
+    for (int n = 0; n < N; n++) {
+        memcpy(c.inp + (size_t)n * IC, x1 + (size_t)n * I1, I1 * sizeof(float));
+        memcpy(c.inp + (size_t)n * IC + I1, x2 + (size_t)n * I2, I2 * sizeof(float));
+    }
+    assert_int_equal(linear_forward(c.out, c.inp, &c.p, N, IC, OC), FB_OK);
+    assert_int_equal(linear_backward(c.dinp, &c.g, c.probe, c.inp, &c.p, N, IC, OC), FB_OK);
+    size_t nw = (size_t)OC * IC;
+    float *dw_ref = alloc_floats(nw + OC);
+    memcpy(dw_ref, c.g.weight, nw * sizeof(float));
+    memcpy(dw_ref + nw, c.g.bias, OC * sizeof(float));
+    fb_layout_zero(&c.layout, 1);
+    assert_int_equal(linear_concat_forward(out2, x1, I1, x2, I2, &c.p, N, OC), FB_OK);
+    assert_int_equal(linear_concat_backward(dx1, dx2, &c.g, c.probe, x1, I1, x2, I2, &c.p, N, OC), FB_OK);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)N * OC; i++) worst = fmax(worst, fabs(out2[i] - c.out[i]));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < IC; k++) {
+            float got = k < I1 ? dx1[(size_t)n * I1 + k] : dx2[(size_t)n * I2 + k - I1];
+            worst = fmax(worst, fabs(got - c.dinp[(size_t)n * IC + k]));
+        }
+    for (size_t i = 0; i < nw; i++) worst = fmax(worst, fabs(c.g.weight[i] - dw_ref[i]));
+    for (int o = 0; o < OC; o++) worst = fmax(worst, fabs(c.g.bias[o] - dw_ref[nw + o]));
+    printf("  concat linear_concat vs linear on the concatenation: max abs diff %.3e\n", worst);
+    assert_true(worst < 1e-5);
+    free(x1); free(x2); free(dx1); free(dx2); free(out2); free(dw_ref);
+    case_teardown(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_small),
@@ -154,6 +194,7 @@ int main(void) {
         cmocka_unit_test(test_threads_bitwise),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_canary_catches_overflow),
+        cmocka_unit_test(test_concat_equals_linear),
     };
     int failed = cmocka_run_group_tests_name("linear", tests, NULL, NULL);
     report_worst();

@@ -85,6 +85,32 @@ static double read_attr(const fixture *f, const char *attr) {
     return v;
 }
 
+int fixture_has_attr(const fixture *f, const char *attr) { return H5Aexists(f->group, attr) > 0; }
+
+void fixture_string_attr(const fixture *f, const char *attr, char *buf, size_t size) {
+    hid_t a = H5Aopen(f->group, attr, H5P_DEFAULT);
+    if (a < 0) fail_msg("fixture %s has no attribute '%s'", f->label, attr);
+    hid_t type = H5Aget_type(a);
+    if (H5Tis_variable_str(type) > 0) {
+        char *s = NULL;
+        hid_t mem = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type));
+        if (H5Aread(a, mem, &s) < 0 || !s) fail_msg("fixture %s: cannot read '%s'", f->label, attr);
+        snprintf(buf, size, "%s", s);
+        H5free_memory(s);
+        H5Tclose(mem);
+    } else {
+        size_t n = H5Tget_size(type);
+        char *tmp = calloc(n + 1, 1);
+        H5Aread(a, type, tmp);
+        snprintf(buf, size, "%s", tmp);
+        free(tmp);
+    }
+    H5Tclose(type);
+    H5Aclose(a);
+}
+
 int fixture_int(const fixture *f, const char *attr) { return (int)lround(read_attr(f, attr)); }
 double fixture_double_attr(const fixture *f, const char *attr) { return read_attr(f, attr); }
 

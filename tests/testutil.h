@@ -18,7 +18,7 @@
 #define TOL_TORCH 1e-5
 #define TOL_TORCH_ATTENTION 1e-4
 
-typedef struct { hid_t file, group; char label[128]; } fixture;
+typedef struct { hid_t file, group; char label[192]; } fixture;
 
 // Opens tests/fixtures/<file>.h5 and its group <case_name>; fails the test when missing.
 void fixture_open(fixture *f, const char *file, const char *case_name);
@@ -28,6 +28,9 @@ float *fixture_floats(const fixture *f, const char *name, size_t *n);    // mall
 double *fixture_doubles(const fixture *f, const char *name, size_t *n);  // malloc'd copy
 int fixture_int(const fixture *f, const char *attr);
 double fixture_double_attr(const fixture *f, const char *attr);
+int fixture_has_attr(const fixture *f, const char *attr);
+// Copies a string attribute into buf (fails the test when missing).
+void fixture_string_attr(const fixture *f, const char *attr, char *buf, size_t size);
 
 double max_rel_err(const float *got, const double *want, size_t n);
 // Compares `got` with the fixture dataset `name`; prints the error and records the worst one per

@@ -1,0 +1,28 @@
+// Element-wise activations. The scalar forms are static inline so fused kernels (fusion methods
+// doing bias + activation + gate in one pass after a GEMM) use exactly the same maths.
+#pragma once
+#include <math.h>
+#include <stddef.h>
+#include "common.h"
+
+typedef enum { FB_ACT_IDENTITY, FB_ACT_RELU, FB_ACT_GELU, FB_ACT_SIGMOID, FB_ACT_TANH, FB_ACT_COUNT } fb_activation;
+
+const char *fb_activation_name(fb_activation a);
+// Returns the activation named `name` ("relu", "gelu", ...) or -1.
+int fb_activation_parse(const char *name);
+
+// GELU in its exact erf form, PyTorch's default (approximate='none').
+static inline float fb_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static inline float fb_gelu_grad(float x) {
+    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+static inline float fb_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// out (n) = act(inp); out may alias inp.
+fb_status activation_forward(fb_activation a, float *out, const float *inp, size_t n);
+// dinp (n) += act'(.) * dout. GELU and ReLU read `inp`; sigmoid and tanh read `out` (either may be
+// NULL when the activation does not need it). dinp must not alias dout.
+fb_status activation_backward(fb_activation a, float *dinp, const float *dout, const float *inp,
+                              const float *out, size_t n);
+double activation_flops_forward(fb_activation a, size_t n);
+double activation_flops_backward(fb_activation a, size_t n);

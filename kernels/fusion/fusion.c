@@ -1,0 +1,85 @@
+#include "fusion.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define FUSION_METHOD(name) extern const fusion_method fusion_##name;
+#include "methods.def"
+#undef FUSION_METHOD
+
+#define FUSION_METHOD(name) [FUSION_ID_##name] = &fusion_##name,
+const fusion_method *const fusion_methods[FUSION_METHOD_COUNT] = {
+#include "methods.def"
+};
+#undef FUSION_METHOD
+
+const fusion_method *fusion_find(const char *name) {
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++)
+        if (strcmp(fusion_methods[i]->name, name) == 0) return fusion_methods[i];
+    return NULL;
+}
+
+int fusion_variant_index(const fusion_method *m, const char *variant) {
+    for (int i = 0; i < FUSION_MAX_VARIANTS && m->variants[i]; i++)
+        if (strcmp(m->variants[i], variant) == 0) return i;
+    return -1;
+}
+
+fusion_config fusion_default_config(int B, int S, int T, int D, int E) {
+    fusion_config c;
+    memset(&c, 0, sizeof c);
+    c.B = B; c.S = S; c.T = T; c.D = D; c.E = E;
+    c.H = (D % 8 == 0) ? 8 : 1;
+    c.L = 32;
+    c.dropout = 0.1f;
+    c.gate_bias = -2.0f;
+    c.p_a = c.p_b = 0.3f;
+    c.threshold = 0.6f;
+    c.temperature = 1.0f;
+    c.training = 1;
+    c.rng.seed = 1234;
+    return c;
+}
+
+fb_status fusion_create(fusion *f, const fusion_method *m, const fusion_config *c, fb_layout *P, fb_layout *A) {
+    memset(f, 0, sizeof *f);
+    FB_REQUIRE(m, FB_ERR_CONFIG, "fusion: no method given");
+    f->method = m;
+    f->c = *c;
+    const fusion_config *k = &f->c;
+    FB_REQUIRE(k->B > 0 && k->S > 0 && k->T > 0 && k->D > 0 && k->E > 0, FB_ERR_SHAPE,
+               "%s: sizes B=%d S=%d T=%d D=%d E=%d must all be > 0 (T=0: no tokens to fuse)",
+               m->name, k->B, k->S, k->T, k->D, k->E);
+    FB_REQUIRE(m->kind == FUSION_SEQUENCE || (k->S == 1 && k->T == 1), FB_ERR_SHAPE,
+               "%s is a vector method: a is (B, D) and b is (B, E); flatten positions into B (got S=%d T=%d)",
+               m->name, k->S, k->T);
+    int nvariants = 0;
+    while (nvariants < FUSION_MAX_VARIANTS && m->variants[nvariants]) nvariants++;
+    FB_REQUIRE(k->variant >= 0 && k->variant < (nvariants ? nvariants : 1), FB_ERR_CONFIG,
+               "%s: variant %d out of range (it has %d)", m->name, k->variant, nvariants);
+    FB_REQUIRE(k->dropout >= 0.0f && k->dropout < 1.0f, FB_ERR_CONFIG,
+               "%s: dropout %g outside [0, 1)", m->name, k->dropout);
+    f->out_positions = m->kind == FUSION_SEQUENCE ? k->S : 1;
+    fb_status s = m->create(f, P, A);
+    if (s != FB_OK) fusion_destroy(f);
+    return s;
+}
+
+fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b) {
+    FB_REQUIRE(out && a && b, FB_ERR_SHAPE, "%s: missing input or output", f->method->name);
+    return f->method->forward(f, out, a, b);
+}
+
+fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b) {
+    FB_REQUIRE(dout && a && b, FB_ERR_SHAPE, "%s: missing input or output gradient", f->method->name);
+    return f->method->backward(f, da, db, dout, a, b);
+}
+
+void fusion_destroy(fusion *f) {
+    if (f->method && f->method->destroy) f->method->destroy(f);
+    else free(f->self);
+    f->self = NULL;
+}
+
+size_t fusion_out_size(const fusion *f) {
+    return (size_t)f->c.B * f->out_positions * f->c.D;
+}

@@ -1,0 +1,94 @@
+// Fusion methods: the ways a model combines two streams a and b.
+//
+//   vector methods    a (B, D), b (B, E)          -> out (B, D)
+//   sequence methods  a (B, S, D), b (B, T, E)    -> out (B, S, D), or (B, D) when the method pools
+//
+// Every method is one file in this folder defining a `const fusion_method fusion_<name>` and one
+// line in methods.def. A method declares its parameters in the caller's parameter layout (so its
+// gradients join the model's flat gradient buffer) and its activations in the activation layout,
+// then runs forward/backward from those buffers. The harness only ever sees this interface.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "../common.h"
+#include "../layout.h"
+#include "../rng.h"
+
+typedef enum { FUSION_VECTOR, FUSION_SEQUENCE } fusion_kind;
+
+#define FUSION_MAX_VARIANTS 6
+
+typedef struct {
+    int B, S, T, D, E;       // a (B, S, D), b (B, T, E); vector methods have S = T = 1
+    int H;                   // attention heads (default 8 where it divides D, else 1)
+    int F;                   // hidden width of the method's MLP/FFN (0: the method's default)
+    int L;                   // perceiver latents
+    int layers;              // transformer layers inside the method (0: the method's default)
+    float dropout;           // dropout inside the method (0.1 in the source systems)
+    float gate_bias;         // initial bias of a gate's last layer (gated_add/gated_interp: -2.0)
+    float p_a, p_b;          // modality_dropout probabilities
+    float threshold;         // shomr confidence threshold
+    float temperature;       // routing temperature
+    int variant;             // index into fusion_method.variants; 0 is the document's form
+    int training;            // 1: dropout active, routes sampled; 0: evaluation
+    fb_rng_key rng;          // seed / step / site for dropout and route sampling
+    const uint8_t *a_mask;   // (B, S), 1 = padding position of a; NULL = none
+    const uint8_t *b_mask;   // (B, T), 1 = missing token of b (a missing categorical column)
+} fusion_config;
+
+// What a forward pass exposes for diagnostics (pointers into the method's activations; valid
+// until the next forward). Unused fields are NULL / 0.
+typedef struct {
+    const float *gate; size_t gate_count;            // gate values g in (0, 1)
+    const float *attention; int att_rows, att_cols;  // head-averaged weights (att_rows, att_cols)
+    const int *routes; int route_count, experts;     // chosen expert per sample
+    float aux_loss;          // auxiliary loss computed by the method (energy loss)
+    int aux_loss_returned;   // 1 when the harness must add aux_loss to the objective
+} fusion_diag;
+
+typedef struct fusion fusion;
+
+typedef struct {
+    const char *name;
+    const char *source;                              // "000", "002" or "003"
+    fusion_kind kind;
+    const char *variants[FUSION_MAX_VARIANTS];       // NULL-terminated; [0] = default form
+    const char *formula;                             // shown by `fusebench describe`
+    // Fills defaults into f->c, validates it, declares parameters (into P, with gradients) and
+    // activations (into A, with their gradients), allocates f->self. Layouts are allocated after.
+    fb_status (*create)(fusion *f, fb_layout *P, fb_layout *A);
+    // out: (B, D) or (B, out_positions, D)
+    fb_status (*forward)(fusion *f, float *out, const float *a, const float *b);
+    // Accumulates da, db (either may be NULL) and the parameter gradients.
+    fb_status (*backward)(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b);
+    double (*flops)(const fusion *f, int backward);
+    void (*destroy)(fusion *f);
+} fusion_method;
+
+struct fusion {
+    const fusion_method *method;
+    fusion_config c;
+    int out_positions;       // rows of output per sample: S, or 1 for pooling methods
+    void *self;              // the method's private struct (pointer fields bound by the layouts)
+    fusion_diag diag;
+};
+
+// The method table (methods.def).
+#define FUSION_METHOD(name) FUSION_ID_##name,
+typedef enum {
+#include "methods.def"
+    FUSION_METHOD_COUNT
+} fusion_id;
+#undef FUSION_METHOD
+extern const fusion_method *const fusion_methods[FUSION_METHOD_COUNT];
+
+const fusion_method *fusion_find(const char *name);
+int fusion_variant_index(const fusion_method *m, const char *variant);   // -1 if unknown
+// A config with the source systems' defaults for sizes (B, S, T, D, E) given by the caller.
+fusion_config fusion_default_config(int B, int S, int T, int D, int E);
+// Looks the method up, fills defaults, validates, declares. On error nothing is left allocated.
+fb_status fusion_create(fusion *f, const fusion_method *m, const fusion_config *c, fb_layout *P, fb_layout *A);
+fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b);
+fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b);
+void fusion_destroy(fusion *f);
+size_t fusion_out_size(const fusion *f);    // floats in out

@@ -1,0 +1,276 @@
+// Every fusion method in the table, generically: PyTorch fixtures (every output, input gradient
+// and parameter gradient, loaded and compared by layout name), finite differences, 1 vs 2 threads,
+// canaries, and bad inputs. A method in methods.def without a fixture case fails here.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "../kernels/fusion/fusion.h"
+
+typedef struct {
+    fusion f;
+    fb_layout P, A;
+    float *a, *b, *out, *dout, *da, *db;
+    size_t na, nb, nout;
+} fusion_run;
+
+static fb_status run_setup(fusion_run *r, const fusion_method *m, const fusion_config *c) {
+    memset(r, 0, sizeof *r);
+    fb_layout_canaries = 1;
+    fb_layout_init(&r->P, 2);
+    fb_layout_init(&r->A, 2);
+    fb_status s = fusion_create(&r->f, m, c, &r->P, &r->A);
+    if (s != FB_OK) { fb_layout_free(&r->P); fb_layout_free(&r->A); return s; }
+    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
+    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
+    fb_layout_initialize(&r->P, 99);
+    r->na = (size_t)c->B * c->S * c->D;
+    r->nb = (size_t)c->B * c->T * c->E;
+    r->nout = fusion_out_size(&r->f);
+    r->a = alloc_floats(r->na); r->da = alloc_floats(r->na);
+    r->b = alloc_floats(r->nb); r->db = alloc_floats(r->nb);
+    r->out = alloc_floats(r->nout); r->dout = alloc_floats(r->nout);
+    return FB_OK;
+}
+
+static void run_teardown(fusion_run *r) {
+    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
+    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
+    fusion_destroy(&r->f);
+    fb_layout_free(&r->P); fb_layout_free(&r->A);
+    free(r->a); free(r->b); free(r->out); free(r->dout); free(r->da); free(r->db);
+}
+
+static void run_forward_backward(fusion_run *r) {
+    fb_layout_zero(&r->P, 1);
+    memset(r->da, 0, r->na * sizeof(float));
+    memset(r->db, 0, r->nb * sizeof(float));
+    if (fusion_forward(&r->f, r->out, r->a, r->b) != FB_OK) fail_msg("forward: %s", fb_last_error());
+    if (fusion_backward(&r->f, r->da, r->db, r->dout, r->a, r->b) != FB_OK) fail_msg("backward: %s", fb_last_error());
+}
+
+static double fusion_loss(void *ctx) {
+    fusion_run *r = ctx;
+    if (fusion_forward(&r->f, r->out, r->a, r->b) != FB_OK) fail_msg("forward: %s", fb_last_error());
+    double s = 0;
+    for (size_t i = 0; i < r->nout; i++) s += (double)r->dout[i] * r->out[i];
+    return s;
+}
+
+static void load_into(const fixture *fx, const char *name, float *dst, size_t n) {
+    size_t m;
+    float *src = fixture_floats(fx, name, &m);
+    if (m != n) fail_msg("%s/%s: fixture has %zu values, the method %zu", fx->label, name, m, n);
+    memcpy(dst, src, n * sizeof(float));
+    free(src);
+}
+
+static double attr_or(const fixture *fx, const char *name, double fallback) {
+    return fixture_has_attr(fx, name) ? fixture_double_attr(fx, name) : fallback;
+}
+
+static fusion_config config_from_fixture(const fixture *fx, const fusion_method *m) {
+    fusion_config c = fusion_default_config(fixture_int(fx, "B"), fixture_int(fx, "S"), fixture_int(fx, "T"),
+                                            fixture_int(fx, "D"), fixture_int(fx, "E"));
+    c.H = (int)attr_or(fx, "H", c.H);
+    c.F = (int)attr_or(fx, "F", c.F);
+    c.L = (int)attr_or(fx, "L", c.L);
+    c.layers = (int)attr_or(fx, "layers", c.layers);
+    c.dropout = (float)attr_or(fx, "dropout", 0.0);
+    c.gate_bias = (float)attr_or(fx, "gate_bias", c.gate_bias);
+    c.p_a = (float)attr_or(fx, "p_a", c.p_a);
+    c.p_b = (float)attr_or(fx, "p_b", c.p_b);
+    c.threshold = (float)attr_or(fx, "threshold", c.threshold);
+    c.temperature = (float)attr_or(fx, "temperature", c.temperature);
+    c.training = (int)attr_or(fx, "training", 0);
+    char variant[64];
+    fixture_string_attr(fx, "variant", variant, sizeof variant);
+    c.variant = fusion_variant_index(m, variant);
+    if (c.variant < 0) fail_msg("%s: fixture variant '%s' unknown to the C method", fx->label, variant);
+    return c;
+}
+
+typedef struct { const fusion_method *m; char cases[16][64]; int ncases; } case_list;
+
+static herr_t collect_case(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g; (void)info;
+    case_list *l = data;
+    if (l->ncases < 16) snprintf(l->cases[l->ncases++], 64, "%s", name);
+    return 0;
+}
+
+static case_list fixture_cases(const fusion_method *m) {
+    case_list l = {.m = m};
+    char path[1024];
+    const char *dir = getenv("FB_FIXTURE_DIR");
+    snprintf(path, sizeof path, "%s/fusion/%s.h5", dir ? dir : FB_SOURCE_DIR "/tests/fixtures", m->name);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) return l;
+    H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_case, &l);
+    H5Fclose(file);
+    return l;
+}
+
+static void check_case(const fusion_method *m, const char *case_name) {
+    char file[96], group[96];
+    snprintf(file, sizeof file, "fusion/%s", m->name);
+    snprintf(group, sizeof group, "%s/%s", m->name, case_name);
+    fixture fx;
+    fixture_open(&fx, file, case_name);
+    snprintf(fx.label, sizeof fx.label, "%s", group);
+    fusion_config c = config_from_fixture(&fx, m);
+    double tol = attr_or(&fx, "tol", TOL_TORCH);
+    fusion_run r;
+    if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: create failed: %s", group, fb_last_error());
+    load_into(&fx, "a", r.a, r.na);
+    load_into(&fx, "b", r.b, r.nb);
+    load_into(&fx, "dout", r.dout, r.nout);
+    char name[160];
+    for (int i = 0; i < r.P.count; i++) {
+        snprintf(name, sizeof name, "param/%s", r.P.tensors[i].name);
+        if (!fixture_has(&fx, name)) fail_msg("%s: the PyTorch module has no parameter %s", group, r.P.tensors[i].name);
+        load_into(&fx, name, fb_layout_ptr(&r.P, 0, i), r.P.tensors[i].numel);
+    }
+    if (fixture_has(&fx, "param")) {  // and PyTorch has no parameter we lack
+        hid_t pg = H5Gopen2(fx.group, "param", H5P_DEFAULT);
+        H5G_info_t info;
+        H5Gget_info(pg, &info);
+        H5Gclose(pg);
+        if ((int)info.nlinks != r.P.count)
+            fail_msg("%s: PyTorch has %d parameters, the C method %d", group, (int)info.nlinks, r.P.count);
+    } else if (r.P.count) fail_msg("%s: PyTorch module has no parameters, the C method %d", group, r.P.count);
+
+    run_forward_backward(&r);
+    check_against(&fx, "out", r.out, r.nout, tol);
+    check_against(&fx, "da", r.da, r.na, tol);
+    check_against(&fx, "db", r.db, r.nb, tol);
+    for (int i = 0; i < r.P.count; i++) {
+        snprintf(name, sizeof name, "grad/%s", r.P.tensors[i].name);
+        check_against(&fx, name, fb_layout_ptr(&r.P, 1, i), r.P.tensors[i].numel, tol);
+    }
+
+    // Finite differences on the same case: every input and parameter.
+    int nvars = 2 + r.P.count;
+    fd_var *vars = calloc((size_t)nvars, sizeof *vars);
+    vars[0] = (fd_var){"a", r.a, r.na, r.da};
+    vars[1] = (fd_var){"b", r.b, r.nb, r.db};
+    for (int i = 0; i < r.P.count; i++)
+        vars[2 + i] = (fd_var){r.P.tensors[i].name, fb_layout_ptr(&r.P, 0, i), r.P.tensors[i].numel, fb_layout_ptr(&r.P, 1, i)};
+    // The loss is smooth at the fixture points; float32 rounding in the forward sums over 2h
+    // bounds the error at ~1e-7 * |L| / h, so 5e-3 relative to the largest gradient is ample.
+    fd_check(group, fusion_loss, &r, vars, nvars, (float)attr_or(&fx, "fd_h", 1e-2), 12, attr_or(&fx, "fd_tol", 5e-3));
+    free(vars);
+    fixture_close(&fx);
+    run_teardown(&r);
+}
+
+static void test_torch_and_fd(void **state) {
+    (void)state;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        case_list l = fixture_cases(fusion_methods[i]);
+        if (l.ncases == 0) fail_msg("method %s has no PyTorch fixture (tests/refs/fusion/%s.py)", fusion_methods[i]->name, fusion_methods[i]->name);
+        for (int k = 0; k < l.ncases; k++) check_case(fusion_methods[i], l.cases[k]);
+    }
+}
+
+// Every method, default variant, at a size that goes parallel: 1 and 2 threads must agree bit for
+// bit (kernels fix every reduction order; OpenBLAS never splits a GEMM's K dimension).
+static void test_threads_bitwise(void **state) {
+    (void)state;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        const fusion_method *m = fusion_methods[i];
+        fusion_config c = m->kind == FUSION_VECTOR ? fusion_default_config(300, 1, 1, 96, 96)
+                                                   : fusion_default_config(6, 40, 5, 64, 64);
+        float *res[2][4];
+        size_t sizes[4];
+        for (int t = 0; t < 2; t++) {
+            set_threads(t + 1);
+            fusion_run r;
+            if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+            fill_uniform(r.a, r.na, 5, 1.0f);
+            fill_uniform(r.b, r.nb, 6, 1.0f);
+            fill_uniform(r.dout, r.nout, 7, 1.0f);
+            run_forward_backward(&r);
+            float *bufs[4] = {r.out, r.da, r.db, r.P.base[1]};
+            size_t n[4] = {r.nout, r.na, r.nb, r.P.total};
+            for (int k = 0; k < 4; k++) {
+                sizes[k] = n[k];
+                res[t][k] = alloc_floats(n[k]);
+                if (n[k]) memcpy(res[t][k], bufs[k], n[k] * sizeof(float));
+            }
+            run_teardown(&r);
+        }
+        set_threads(2);
+        const char *what[4] = {"out", "da", "db", "parameter gradients"};
+        for (int k = 0; k < 4; k++) {
+            if (!bitwise_equal(res[0][k], res[1][k], sizes[k]))
+                fail_msg("%s: %s differ between 1 and 2 threads", m->name, what[k]);
+            free(res[0][k]); free(res[1][k]);
+        }
+        printf("  threads %-24s 1 vs 2 threads bitwise identical\n", m->name);
+    }
+}
+
+static void test_bad_inputs(void **state) {
+    (void)state;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        const fusion_method *m = fusion_methods[i];
+        fusion_config c = m->kind == FUSION_VECTOR ? fusion_default_config(4, 1, 1, 16, 16)
+                                                   : fusion_default_config(2, 5, 3, 16, 16);
+        fusion f;
+        fb_layout P, A;
+        fb_layout_init(&P, 2); fb_layout_init(&A, 2);
+        fusion_config zero_tokens = c;
+        zero_tokens.T = 0;
+        assert_int_equal(fusion_create(&f, m, &zero_tokens, &P, &A), FB_ERR_SHAPE);
+        assert_non_null(strstr(fb_last_error(), m->name));
+        fusion_config bad_variant = c;
+        bad_variant.variant = FUSION_MAX_VARIANTS;
+        assert_int_equal(fusion_create(&f, m, &bad_variant, &P, &A), FB_ERR_CONFIG);
+        fb_layout_free(&P); fb_layout_free(&A);
+
+        // NaN in an input: the documented result is that it propagates to the output (as in
+        // PyTorch); the harness's NaN/Inf counters report it. It must not crash.
+        fusion_run r;
+        if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+        fill_uniform(r.a, r.na, 1, 1.0f);
+        fill_uniform(r.b, r.nb, 2, 1.0f);
+        r.a[0] = NAN;
+        assert_int_equal(fusion_forward(&r.f, r.out, r.a, r.b), FB_OK);
+        int nan_seen = 0;
+        for (size_t k = 0; k < r.nout; k++) nan_seen |= isnan(r.out[k]);
+        assert_true(nan_seen);
+        run_teardown(&r);
+    }
+}
+
+// Widths that do not match a method that needs equal widths are refused with both numbers named.
+static void test_mismatched_widths(void **state) {
+    (void)state;
+    const char *equal_width[] = {"add", "mul"};
+    for (size_t i = 0; i < sizeof equal_width / sizeof *equal_width; i++) {
+        const fusion_method *m = fusion_find(equal_width[i]);
+        assert_non_null(m);
+        fusion_config c = fusion_default_config(4, 1, 1, 16, 12);
+        fusion f;
+        fb_layout P, A;
+        fb_layout_init(&P, 2); fb_layout_init(&A, 2);
+        assert_int_equal(fusion_create(&f, m, &c, &P, &A), FB_ERR_SHAPE);
+        assert_non_null(strstr(fb_last_error(), "E=12"));
+        fb_layout_free(&P); fb_layout_free(&A);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_torch_and_fd),
+        cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_mismatched_widths),
+    };
+    int failed = cmocka_run_group_tests_name("fusion", tests, NULL, NULL);
+    report_worst();
+    return failed;
+}
