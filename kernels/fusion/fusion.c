@@ -1,4 +1,5 @@
 #include "fusion.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ int fusion_variant_index(const fusion_method *m, const char *variant) {
 fusion_config fusion_default_config(int B, int S, int T, int D, int E) {
     fusion_config c;
     memset(&c, 0, sizeof c);
+    c.prefix = "fusion";
     c.B = B; c.S = S; c.T = T; c.D = D; c.E = E;
     c.H = (D % 8 == 0) ? 8 : 1;
     c.L = 32;
@@ -82,4 +84,21 @@ void fusion_destroy(fusion *f) {
 
 size_t fusion_out_size(const fusion *f) {
     return (size_t)f->c.B * f->out_positions * f->c.D;
+}
+
+const char *fusion_name(const fusion *f, const char *sub, char buf[FB_NAME_MAX]) {
+    const char *prefix = f->c.prefix ? f->c.prefix : "";
+    snprintf(buf, FB_NAME_MAX, "%s%s%s", prefix, *prefix ? "." : "", sub);
+    return buf;
+}
+
+fb_rng_key fusion_rng(const fusion *f, uint32_t k) {
+    fb_rng_key key = f->c.rng;
+    key.site = f->c.rng.site * 16u + k;   // each fusion point owns 16 consecutive sites
+    return key;
+}
+
+fb_status fusion_alloc_self(fusion *f, size_t size) {
+    f->self = calloc(1, size);
+    return f->self ? FB_OK : fb_fail(FB_ERR_ALLOC, "%s: %zu bytes of state", f->method->name, size);
 }

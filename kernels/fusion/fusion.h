@@ -19,6 +19,7 @@ typedef enum { FUSION_VECTOR, FUSION_SEQUENCE } fusion_kind;
 #define FUSION_MAX_VARIANTS 6
 
 typedef struct {
+    const char *prefix;      // tensor-name prefix in the layouts ("fusion" by default; "" in tests)
     int B, S, T, D, E;       // a (B, S, D), b (B, T, E); vector methods have S = T = 1
     int H;                   // attention heads (default 8 where it divides D, else 1)
     int F;                   // hidden width of the method's MLP/FFN (0: the method's default)
@@ -92,3 +93,9 @@ fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b);
 fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b);
 void fusion_destroy(fusion *f);
 size_t fusion_out_size(const fusion *f);    // floats in out
+// "prefix.sub" (or "sub" when the prefix is empty) for declaring a method's tensors.
+const char *fusion_name(const fusion *f, const char *sub, char buf[FB_NAME_MAX]);
+// The rng key of dropout / sampling site k of this method (distinct sites never share a mask).
+fb_rng_key fusion_rng(const fusion *f, uint32_t k);
+// Allocates f->self (zeroed) of `size` bytes; FB_ERR_ALLOC on failure.
+fb_status fusion_alloc_self(fusion *f, size_t size);
