@@ -1,0 +1,219 @@
+// LayerNorm over the last dim (torch.nn.LayerNorm semantics: population variance, eps inside the
+// square root, optional affine weight/bias).
+//
+// Determinism: every row is computed by one thread, and row sums use 32 independent partial sums
+// in a fixed lane pattern (FB_ROW_LANES), combined in a fixed order. Nothing is reassociated, so
+// results do not depend on the thread count, the vector width or the buffers' alignment. (Explicit
+// vectors rather than scalar lane arrays: GCC 12 turns `acc[k] += x[j + k]` lane loops into
+// in-order scalar adds, about 2x slower here.) The weight/bias gradients are parallel over blocks
+// of columns, each summing rows in order (as linear.c's bias gradient), so they are thread-count
+// independent too, with no atomics.
+#include "layernorm.h"
+#include <math.h>
+#include <string.h>
+
+#define FB_LN_COLS 64   // columns per block in the weight/bias gradient
+
+// Row sums use 32 lanes held in four 8-float vectors (GCC/Clang vector extension, lowered to
+// whatever SIMD the target has; four independent accumulators hide the add latency). Element j
+// always goes to the same lane: whole blocks of 32 to vectors 0..3, then up to three whole
+// vectors to 0, 1, 2, then the last D % 8 elements (padded so the unused lanes add 0) to vector 3.
+// The lanes are combined in a fixed order at the end.
+// (Vectors are passed by pointer, never by value: by value they change the ABI on targets without
+// 32-byte registers, and GCC warns with -Wpsabi.)
+typedef float fb_v8 __attribute__((vector_size(32)));
+
+static inline float lanes_total(const fb_v8 a[4]) {
+    fb_v8 v = (a[0] + a[1]) + (a[2] + a[3]);
+    float t[8];
+    memcpy(t, &v, sizeof t);
+    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+
+// Calls STEP(u, j, n) for vector accumulator u, offset j and n = 8 valid lanes (the tail: D % 8)
+// in the fixed pattern above; STEP pads lanes >= n through loadn.
+#define FB_ROW_LANES(D, STEP)                                                     \
+    do {                                                                          \
+        int j_ = 0;                                                               \
+        for (; j_ + 32 <= (D); j_ += 32)                                          \
+            for (int u_ = 0; u_ < 4; u_++) STEP(u_, j_ + 8 * u_, 8);              \
+        for (int u_ = 0; j_ + 8 <= (D); u_++, j_ += 8) STEP(u_, j_, 8);          \
+        if (j_ < (D)) STEP(3, j_, (D) - j_);                                      \
+    } while (0)
+
+// *v = x[0 .. n), lanes >= n set to `pad`
+static inline void loadn(fb_v8 *v, const float *x, int n, float pad) {
+    if (n == 8) {
+        memcpy(v, x, sizeof *v);
+        return;
+    }
+    for (int k = 0; k < 8; k++) (*v)[k] = k < n ? x[k] : pad;
+}
+
+// sum_j x[j]
+static inline float row_sum(const float *restrict x, int D) {
+    fb_v8 a[4] = {{0}};
+#define STEP(u, j, n) do { fb_v8 v; loadn(&v, x + (j), (n), 0.0f); a[u] += v; } while (0)
+    FB_ROW_LANES(D, STEP);
+#undef STEP
+    return lanes_total(a);
+}
+
+// *s1 = sum_j (x[j] - m), *s2 = sum_j (x[j] - m)^2. Tail lanes are padded with m, so d = 0 there.
+static inline void row_centered_sums(const float *restrict x, float m, int D, float *s1, float *s2) {
+    fb_v8 a1[4] = {{0}}, a2[4] = {{0}};
+#define STEP(u, j, n) do { fb_v8 d; loadn(&d, x + (j), (n), m); d -= m; a1[u] += d; a2[u] += d * d; } while (0)
+    FB_ROW_LANES(D, STEP);
+#undef STEP
+    *s1 = lanes_total(a1);
+    *s2 = lanes_total(a2);
+}
+
+// With dn = dout * w (w NULL: dn = dout) and xh = (x - m) * s:
+// *s1 = sum_j dn[j], *s2 = sum_j dn[j] * xh[j]. Tail lanes: dout padded with 0, so dn = 0 there.
+static inline void row_backward_sums(const float *restrict dout, const float *restrict x,
+                                     const float *restrict w, float m, float s, int D,
+                                     float *s1, float *s2) {
+    fb_v8 a1[4] = {{0}}, a2[4] = {{0}};
+#define STEP(u, j, n) do {                                                              \
+        fb_v8 dn, wv, xh;                                                               \
+        loadn(&dn, dout + (j), (n), 0.0f);                                              \
+        if (w) { loadn(&wv, w + (j), (n), 0.0f); dn *= wv; }                            \
+        loadn(&xh, x + (j), (n), m);                                                    \
+        xh = (xh - m) * s;                                                              \
+        a1[u] += dn;                                                                    \
+        a2[u] += dn * xh;                                                               \
+    } while (0)
+    FB_ROW_LANES(D, STEP);
+#undef STEP
+    *s1 = lanes_total(a1);
+    *s2 = lanes_total(a2);
+}
+
+int layernorm_declare(fb_layout *L, const char *prefix, int D, layernorm_params *p, layernorm_params *g) {
+    int w = fb_layout_add(L, prefix, "weight", 1, (int[]){D}, FB_INIT_CONST, 1.0f,
+                          &p->weight, g ? &g->weight : NULL);
+    if (w < 0) return -1;
+    if (fb_layout_add(L, prefix, "bias", 1, (int[]){D}, FB_INIT_ZERO, 0.0f, &p->bias, g ? &g->bias : NULL) < 0)
+        return -1;
+    return w;
+}
+
+static fb_status layernorm_check(const float *inp, const float *mean, const float *rstd, int N, int D) {
+    FB_REQUIRE(N > 0, FB_ERR_SHAPE, "layernorm: N=%d must be > 0", N);
+    FB_REQUIRE(D > 0, FB_ERR_SHAPE, "layernorm: D=%d must be > 0", D);
+    FB_REQUIRE(inp, FB_ERR_SHAPE, "layernorm: missing input");
+    FB_REQUIRE(mean && rstd, FB_ERR_SHAPE, "layernorm: missing mean/rstd buffers (N=%d)", N);
+    return FB_OK;
+}
+
+fb_status layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                            const layernorm_params *p, int N, int D, float eps) {
+    FB_TRY(layernorm_check(inp, mean, rstd, N, D));
+    FB_REQUIRE(out, FB_ERR_SHAPE, "layernorm: missing output");
+    FB_REQUIRE(eps >= 0.0f && isfinite(eps), FB_ERR_CONFIG, "layernorm: eps=%g must be finite and >= 0", (double)eps);
+    const float *w = p ? p->weight : NULL, *b = p ? p->bias : NULL;
+    const float fd = (float)D;
+    // out may alias inp: each element is read before it is written at the same index, which
+    // `omp simd` allows (no restrict on out/inp).
+    #pragma omp parallel for schedule(static) if ((size_t)N * D > FB_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        // Two passes, the second corrected (Bjorck): m0 is the rounded mean, c = sum(x - m0)
+        // repairs it, and var = sum((x - m0)^2)/D - (c/D)^2 loses nothing to cancellation.
+        float m0 = row_sum(x, D) / fd, c, ss;
+        row_centered_sums(x, m0, D, &c, &ss);
+        float cm = c / fd, m = m0 + cm;
+        float var = ss / fd - cm * cm;
+        if (var < 0.0f) var = 0.0f;
+        float s = 1.0f / sqrtf(var + eps);
+        mean[n] = m;
+        rstd[n] = s;
+        if (w && b) {  // the common case in one pass; the same arithmetic as the passes below
+            #pragma omp simd
+            for (int j = 0; j < D; j++) o[j] = (x[j] - m) * s * w[j] + b[j];
+            continue;
+        }
+        #pragma omp simd
+        for (int j = 0; j < D; j++) o[j] = (x[j] - m) * s;
+        if (w) {
+            #pragma omp simd
+            for (int j = 0; j < D; j++) o[j] *= w[j];
+        }
+        if (b) {
+            #pragma omp simd
+            for (int j = 0; j < D; j++) o[j] += b[j];
+        }
+    }
+    return FB_OK;
+}
+
+fb_status layernorm_backward(float *dinp, layernorm_params *g, const float *dout, const float *inp,
+                             const float *mean, const float *rstd, const layernorm_params *p, int N, int D) {
+    FB_TRY(layernorm_check(inp, mean, rstd, N, D));
+    FB_REQUIRE(dout, FB_ERR_SHAPE, "layernorm: missing dout");
+    FB_REQUIRE(!dinp || dinp != dout, FB_ERR_CONFIG, "layernorm: dinp must not alias dout");
+    const float *restrict w = p ? p->weight : NULL;
+    const float *restrict dy = dout, *restrict xin = inp, *restrict mu = mean, *restrict rs = rstd;
+    const float inv_d = 1.0f / (float)D;
+    const int par = (size_t)N * D > FB_OMP_MIN_WORK;
+
+    if (dinp) {
+        // dx = rstd * (dn - mean(dn) - xh * mean(dn * xh)),  dn = dout * w,  xh = (x - mean) * rstd
+        float *restrict dx = dinp;
+        #pragma omp parallel for schedule(static) if (par)
+        for (int n = 0; n < N; n++) {
+            const float *restrict d = dy + (size_t)n * D, *restrict x = xin + (size_t)n * D;
+            float *restrict o = dx + (size_t)n * D;
+            const float m = mu[n], s = rs[n];
+            float s1, s2;
+            row_backward_sums(d, x, w, m, s, D, &s1, &s2);
+            const float dn_mean = s1 * inv_d, dnx_mean = s2 * inv_d;
+            if (w) {
+                #pragma omp simd
+                for (int j = 0; j < D; j++) {
+                    float xh = (x[j] - m) * s;
+                    o[j] += (d[j] * w[j] - dn_mean - xh * dnx_mean) * s;
+                }
+            } else {
+                #pragma omp simd
+                for (int j = 0; j < D; j++) {
+                    float xh = (x[j] - m) * s;
+                    o[j] += (d[j] - dn_mean - xh * dnx_mean) * s;
+                }
+            }
+        }
+    }
+
+    float *restrict dw = g ? g->weight : NULL, *restrict db = g ? g->bias : NULL;
+    if (dw || db) {
+        // dweight[j] += sum_n dout[n,j] * xh[n,j], dbias[j] += sum_n dout[n,j]. A thread owns a
+        // block of columns and adds the rows in order: no atomics, no thread-count dependence.
+        #pragma omp parallel for schedule(static) if (par)
+        for (int j0 = 0; j0 < D; j0 += FB_LN_COLS) {
+            const int nc = D - j0 < FB_LN_COLS ? D - j0 : FB_LN_COLS;
+            float aw[FB_LN_COLS] = {0}, ab[FB_LN_COLS] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *restrict d = dy + (size_t)n * D + j0, *restrict x = xin + (size_t)n * D + j0;
+                const float m = mu[n], s = rs[n];
+                #pragma omp simd
+                for (int k = 0; k < nc; k++) {
+                    aw[k] += d[k] * ((x[k] - m) * s);
+                    ab[k] += d[k];
+                }
+            }
+            if (dw) for (int k = 0; k < nc; k++) dw[j0 + k] += aw[k];
+            if (db) for (int k = 0; k < nc; k++) db[j0 + k] += ab[k];
+        }
+    }
+    return FB_OK;
+}
+
+// FLOP counts: the arithmetic actually executed per element (recomputation included), a
+// multiply-add counted as 2; per-row scalar work (divisions, sqrt) is ignored. Affine assumed.
+//   forward  9: sum (1); x - m, correction sum, square-add (4); normalise (2); affine (2)
+//   backward 19: row sums (dn 1, xh 2, two adds/multiply-adds 3); dinp (dn 1, xh 2, three
+//             subtract/multiply 3, scale 1, accumulate 1); weight/bias grads (xh 2, mul-add 2, add 1)
+double layernorm_flops_forward(int N, int D) { return 9.0 * N * D; }
+double layernorm_flops_backward(int N, int D) { return 19.0 * N * D; }
