@@ -69,8 +69,11 @@ refs:
 
 bench: $(FUSEBENCH)
 
+# Rebuilt whole: kernels/attention.o and kernels/fusion/attention.o share a member name, which
+# `ar r` on an existing archive would confuse.
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
+	@rm -f $@
 	ar rcs $@ $^
 
 $(FUSEBENCH): $(BENCH_OBJ) $(LIB)

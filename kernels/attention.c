@@ -187,8 +187,7 @@ static void head_gemm(int small, int transa, int transb, int M, int N, int K, fl
     if (small)
         small_gemm(transa, transb, M, N, K, alpha, A, lda, Bm, ldb, C, ldc);
     else
-        cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
-                    M, N, K, alpha, A, lda, Bm, ldb, 0.0f, C, ldc);
+        fb_sgemm(transa, transb, M, N, K, alpha, A, lda, Bm, ldb, 0.0f, C, ldc);
 }
 
 fb_status mha_forward(float *out, float *attn_weights, mha_acts *a,
@@ -255,9 +254,12 @@ fb_status mha_backward(float *dquery, float *dkey, float *dvalue, mha_params *g,
     const int D = c->D, H = c->H, dh = D / H;
     const int drop = training && c->dropout > 0.0f;
     const float scale = 1.0f / sqrtf((float)dh), pdrop = c->dropout;
+    // The key bias's gradient is exactly zero: q·bk adds the same constant to every score of a
+    // softmax row (masked keys are -inf anyway), which softmax ignores. Computing it would only
+    // add float32 noise, so g->bk is left untouched (zero after zero_grad), exactly as in float64.
     linear_params gq = {0}, gk = {0}, gv = {0}, go = {0};
     if (g) {
-        gq = (linear_params){g->wq, g->bq}; gk = (linear_params){g->wk, g->bk};
+        gq = (linear_params){g->wq, g->bq}; gk = (linear_params){g->wk, NULL};
         gv = (linear_params){g->wv, g->bv}; go = (linear_params){g->wo, g->bo};
     }
 

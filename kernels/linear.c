@@ -28,6 +28,23 @@ void linear_init_xavier(fb_layout *L, int weight_index, int IC, int OC) {
     }
 }
 
+void fb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *Bm, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // C = beta * C, as cblas does
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, 0, alpha, A, lda, Bm, ldb, beta, C, ldc);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += FB_GEMM_K_CHUNK) {
+        int kc = K - k0 < FB_GEMM_K_CHUNK ? K - k0 : FB_GEMM_K_CHUNK;
+        // Row-major: op(A) is (M, K); A itself is (M, K) [no trans] or (K, M) [trans].
+        const float *a = trans_a ? A + (size_t)k0 * lda : A + k0;
+        const float *b = trans_b ? Bm + k0 : Bm + (size_t)k0 * ldb;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                    M, N, kc, alpha, a, lda, b, ldb, k0 ? 1.0f : beta, C, ldc);
+    }
+}
+
 // Seeds every row of out (N, OC) with the bias; returns the beta the first SGEMM must use.
 static float bias_rows(float *out, const float *bias, int N, int OC) {
     if (!bias) return 0.0f;
@@ -56,8 +73,8 @@ static void bias_grad(float *dbias, const float *dout, int N, int OC) {
 // complex.h, which defines it.)
 static void linear_block_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                                   int N, int width, int OC, int ldw) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, width, OC, 1.0f, dout, OC, w, ldw, 1.0f, dx, width);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, width, N, 1.0f, dout, OC, x, width, 1.0f, dw, ldw);
+    if (dx) fb_sgemm(0, 0, N, width, OC, 1.0f, dout, OC, w, ldw, 1.0f, dx, width);
+    if (dw) fb_sgemm(1, 0, OC, width, N, 1.0f, dout, OC, x, width, 1.0f, dw, ldw);
 }
 
 static fb_status linear_check(const void *inp, const linear_params *p, int N, int IC, int OC) {
@@ -71,7 +88,7 @@ fb_status linear_forward(float *out, const float *inp, const linear_params *p, i
     FB_TRY(linear_check(inp, p, N, IC, OC));
     // Seed every row with the bias, then let SGEMM accumulate onto it (beta = 1): no extra pass.
     float beta = bias_rows(out, p->bias, N, OC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, p->weight, IC, beta, out, OC);
+    fb_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, p->weight, IC, beta, out, OC);
     return FB_OK;
 }
 
@@ -81,8 +98,8 @@ fb_status linear_concat_forward(float *out, const float *x1, int I1, const float
     FB_TRY(linear_check(x2, p, N, I2, OC));
     int ldw = I1 + I2;
     float beta = bias_rows(out, p->bias, N, OC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, I1, 1.0f, x1, I1, p->weight, ldw, beta, out, OC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, I2, 1.0f, x2, I2, p->weight + I1, ldw, 1.0f, out, OC);
+    fb_sgemm(0, 1, N, OC, I1, 1.0f, x1, I1, p->weight, ldw, beta, out, OC);
+    fb_sgemm(0, 1, N, OC, I2, 1.0f, x2, I2, p->weight + I1, ldw, 1.0f, out, OC);
     return FB_OK;
 }
 

@@ -2,6 +2,16 @@
 #pragma once
 #include "layout.h"
 
+// Every SGEMM of fusebench goes through fb_sgemm (row-major, cblas_sgemm's arguments). It splits
+// the reduction dimension K into chunks of FB_GEMM_K_CHUNK accumulated in a fixed order: OpenBLAS
+// 0.3.21 blocks K differently in its single- and multi-threaded drivers once K exceeds its K block
+// (384 for SGEMM on AVX-512), so an unsplit SGEMM gives different bits on 1 and 2 threads. With
+// K <= 256 per call, every element's summation order is independent of the thread count. The
+// cost is one extra read/write of C per 256 of K (< 2% of the FLOPs' time at the shapes here).
+#define FB_GEMM_K_CHUNK 256
+void fb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *Bm, int ldb, float beta, float *C, int ldc);
+
 typedef struct {
     float *weight;  // (OC, IC)
     float *bias;    // (OC), NULL when the layer has none

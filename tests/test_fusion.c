@@ -70,6 +70,17 @@ static double attr_or(const fixture *fx, const char *name, double fallback) {
     return fixture_has_attr(fx, name) ? fixture_double_attr(fx, name) : fallback;
 }
 
+// Optional padding masks stored in a fixture as 0/1 values: a_mask (B, S), b_mask (B, T).
+static uint8_t *mask_from_fixture(const fixture *fx, const char *name) {
+    if (!fixture_has(fx, name)) return NULL;
+    size_t n;
+    double *v = fixture_doubles(fx, name, &n);
+    uint8_t *m = malloc(n);
+    for (size_t i = 0; i < n; i++) m[i] = v[i] != 0.0;
+    free(v);
+    return m;
+}
+
 static fusion_config config_from_fixture(const fixture *fx, const fusion_method *m) {
     fusion_config c = fusion_default_config(fixture_int(fx, "B"), fixture_int(fx, "S"), fixture_int(fx, "T"),
                                             fixture_int(fx, "D"), fixture_int(fx, "E"));
@@ -123,6 +134,9 @@ static void check_case(const fusion_method *m, const char *case_name) {
     snprintf(fx.label, sizeof fx.label, "%s", group);
     fusion_config c = config_from_fixture(&fx, m);
     double tol = attr_or(&fx, "tol", TOL_TORCH);
+    uint8_t *a_mask = mask_from_fixture(&fx, "a_mask"), *b_mask = mask_from_fixture(&fx, "b_mask");
+    c.a_mask = a_mask;
+    c.b_mask = b_mask;
     fusion_run r;
     if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: create failed: %s", group, fb_last_error());
     load_into(&fx, "a", r.a, r.na);
@@ -165,6 +179,8 @@ static void check_case(const fusion_method *m, const char *case_name) {
     free(vars);
     fixture_close(&fx);
     run_teardown(&r);
+    free(a_mask);
+    free(b_mask);
 }
 
 static void test_torch_and_fd(void **state) {

@@ -2,6 +2,7 @@
 //
 // Error metric (used everywhere and printed by every check): the max-norm relative error
 //     err = max_i |got_i - want_i| / max_i |want_i|
+// (absolute when max |want| < ZERO_REFERENCE: a gradient that is zero in exact arithmetic)
 // i.e. the worst element's error relative to the tensor's scale. A per-element relative error is
 // not used because entries that cross zero make it meaningless for float32 sums of many terms.
 // Fixture references are computed by PyTorch in float64 from the float32 inputs, so `err` measures
@@ -17,6 +18,8 @@
 // Tolerances from the foundation issue.
 #define TOL_TORCH 1e-5
 #define TOL_TORCH_ATTENTION 1e-4
+// Below this max |want| a reference tensor counts as exactly zero and max_rel_err is absolute.
+#define ZERO_REFERENCE 1e-10
 
 typedef struct { hid_t file, group; char label[192]; } fixture;
 

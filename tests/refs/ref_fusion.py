@@ -32,17 +32,23 @@ def write_module_case(h5, module_name, case, gen):
     a = rand32(gen, *((B, D) if vector else (B, S, D)), scale=case.get("scale_a", 1.0)).double().requires_grad_()
     b = rand32(gen, *((B, E) if vector else (B, T, E)), scale=case.get("scale_b", 1.0)).double().requires_grad_()
     net.train(bool(case.get("training", 0)))
-    out = net(a, b)
+    masks = {k: case[k] for k in ("a_mask", "b_mask") if k in case}   # 0/1 lists, 1 = padding/missing
+    if masks:
+        out = net(a, b, **{k: torch.tensor(v, dtype=torch.bool) for k, v in masks.items()})
+    else:
+        out = net(a, b)
     dout = rand32(gen, *out.shape).double()
     out.backward(dout)
     g = h5.create_group(case["name"])
     g.attrs["method"] = module_name
     g.attrs["variant"] = case.get("variant", "default")
     for k, v in case.items():
-        if k not in ("name", "variant") and isinstance(v, (int, float)):
+        if k not in ("name", "variant", "a_mask", "b_mask") and isinstance(v, (int, float)):
             g.attrs[k] = float(v)
     g["a"], g["b"], g["out"], g["dout"] = a.detach().numpy(), b.detach().numpy(), out.detach().numpy(), dout.numpy()
     g["da"], g["db"] = a.grad.numpy(), b.grad.numpy()
+    for k, v in masks.items():
+        g[k] = torch.tensor(v, dtype=torch.float64).numpy()
     for name, p in net.named_parameters():
         g[f"param/{name}"] = p.detach().numpy()
         g[f"grad/{name}"] = (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
