@@ -1,0 +1,63 @@
+// fusebench: one command, one subcommand per task (`fusebench <subcommand> [options]`).
+// The table below is the only place a subcommand is registered; each lives in bench/bench_<name>.c
+// and takes (argc, argv) with argv[0] = its own name. MPI is initialised by the subcommands that
+// need it, not here: the kernel benchmark is a single process.
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} fb_subcommand;
+
+static const fb_subcommand subcommands[] = {
+    { "kernels", bench_kernels_main,
+      "forward/backward time, GFLOP/s and % of this machine's SGEMM ceiling of every kernel block" },
+};
+#define NSUB ((int)(sizeof subcommands / sizeof subcommands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fusebench <subcommand> [options]\n"
+            "       fusebench <subcommand> --help     options of one subcommand\n"
+            "       fusebench --version               commit and compiler flags of this build\n"
+            "\n"
+            "Benchmarks of neural-network fusion methods and their building blocks (OpenMP + OpenBLAS).\n"
+            "\n"
+            "subcommands:\n");
+    for (int i = 0; i < NSUB; i++) fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f,
+            "\n"
+            "Results go to results/<subcommand>-<date>-<time>.h5 (schema: results/README.md); every\n"
+            "figure of merit is also printed as a greppable `FOM <subcommand> key=value ...` line.\n"
+            "Exit status: 0 success, 1 a run failed, 2 usage error.\n");
+}
+
+int main(int argc, char **argv) {
+    fb_cli_set_command_line(argc, argv);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return FB_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("fusebench %s (built with %s)\n", FB_GIT_COMMIT, FB_CFLAGS);
+        return FB_EXIT_OK;
+    }
+    if (strcmp(argv[1], "help") == 0) {   // `fusebench help kernels` = `fusebench kernels --help`
+        if (argc < 3) { usage(stdout); return FB_EXIT_OK; }
+        for (int i = 0; i < NSUB; i++)
+            if (strcmp(argv[2], subcommands[i].name) == 0) {
+                char *help_argv[] = { argv[2], "--help", NULL };
+                return subcommands[i].run(2, help_argv);
+            }
+    }
+    const char *name = strcmp(argv[1], "help") == 0 ? argv[2] : argv[1];
+    for (int i = 0; i < NSUB; i++)
+        if (strcmp(name, subcommands[i].name) == 0) return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "fusebench: unknown subcommand '%s'. Known:", name);
+    for (int i = 0; i < NSUB; i++) fprintf(stderr, " %s", subcommands[i].name);
+    fprintf(stderr, " (see fusebench --help)\n");
+    return FB_EXIT_USAGE;
+}
