@@ -199,7 +199,7 @@ static void test_threads_bitwise(void **state) {
     for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
         const fusion_method *m = fusion_methods[i];
         fusion_config c = m->kind == FUSION_VECTOR ? fusion_default_config(300, 1, 1, 96, 96)
-                                                   : fusion_default_config(6, 40, 5, 64, 64);
+                                                   : fusion_default_config(12, 40, 5, 64, 64);  // B*S = 480 rows > OpenBLAS K block
         float *res[2][4];
         size_t sizes[4];
         for (int t = 0; t < 2; t++) {

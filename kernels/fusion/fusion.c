@@ -94,7 +94,7 @@ const char *fusion_name(const fusion *f, const char *sub, char buf[FB_NAME_MAX])
 
 fb_rng_key fusion_rng(const fusion *f, uint32_t k) {
     fb_rng_key key = f->c.rng;
-    key.site = f->c.rng.site * 16u + k;   // each fusion point owns 16 consecutive sites
+    key.site = f->c.rng.site * FUSION_RNG_SITES + k;   // each fusion point owns FUSION_RNG_SITES sites
     return key;
 }
 

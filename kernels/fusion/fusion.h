@@ -95,7 +95,9 @@ void fusion_destroy(fusion *f);
 size_t fusion_out_size(const fusion *f);    // floats in out
 // "prefix.sub" (or "sub" when the prefix is empty) for declaring a method's tensors.
 const char *fusion_name(const fusion *f, const char *sub, char buf[FB_NAME_MAX]);
-// The rng key of dropout / sampling site k of this method (distinct sites never share a mask).
+// The rng key of dropout / sampling site k < FUSION_RNG_SITES of this method (distinct sites never
+// share a mask): fusion point `c.rng.site` owns sites [site * FUSION_RNG_SITES, +FUSION_RNG_SITES).
+#define FUSION_RNG_SITES 256u
 fb_rng_key fusion_rng(const fusion *f, uint32_t k);
 // Allocates f->self (zeroed) of `size` bytes; FB_ERR_ALLOC on failure.
 fb_status fusion_alloc_self(fusion *f, size_t size);

@@ -16,9 +16,9 @@
 //                 modality embedding), the evident intent of the parameter.
 // No diagnostics (the encoder's self-attention weights are not exposed).
 // Choices (the project's code per ../shared/SOURCE-SYSTEMS.md, 002, where the document is silent):
-//   - L = c->layers, or 4 when 0 (the project's default; its teacher passes 2). At most 4: each
-//     layer has 4 dropout sites (encoder_layer.h) and a fusion point owns 16 (fusion_rng); layer l
-//     uses sites 4l .. 4l + 3.
+//   - L = c->layers, or 4 when 0 (the project's default; its teacher passes 2). At most 63: each
+//     layer has 4 dropout sites (encoder_layer.h) and a fusion point owns FUSION_RNG_SITES (256);
+//     layer l uses sites 4l .. 4l + 3.
 //   - H = c->H heads (the project's 8), F = c->F or 4D, GELU (exact), dropout c->dropout (0.1) at
 //     all four places of each layer, LayerNorm eps 1e-5; E must equal D.
 //   - modality_token initialised N(0, 1) (the project's torch.randn(1, 2, dim)); encoder layers
@@ -35,7 +35,7 @@
 #include <string.h>
 #include "../encoder_layer.h"
 
-#define TRANSFORMER_CONCAT_MAX_LAYERS 4
+#define TRANSFORMER_CONCAT_MAX_LAYERS 63   // 4 sites a layer within FUSION_RNG_SITES
 
 typedef struct {
     encoder_layer_config cfg;          // its own dropout sites
@@ -58,7 +58,7 @@ static fb_status transformer_concat_create(fusion *f, fb_layout *P, fb_layout *A
     if (c->layers == 0) c->layers = 4;
     if (c->F == 0) c->F = 4 * c->D;
     FB_REQUIRE(c->layers > 0 && c->layers <= TRANSFORMER_CONCAT_MAX_LAYERS, FB_ERR_CONFIG,
-               "transformer_concat: layers=%d outside 1..%d (4 dropout sites per layer, 16 per fusion point)",
+               "transformer_concat: layers=%d outside 1..%d (4 dropout sites per layer, 256 per fusion point)",
                c->layers, TRANSFORMER_CONCAT_MAX_LAYERS);
     FB_REQUIRE(c->H > 0 && c->D % c->H == 0, FB_ERR_CONFIG, "transformer_concat: H=%d heads must divide D=%d",
                c->H, c->D);

@@ -52,6 +52,9 @@ def write_module_case(h5, module_name, case, gen):
     for name, p in net.named_parameters():
         g[f"param/{name}"] = p.detach().numpy()
         g[f"grad/{name}"] = (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
+    if hasattr(mod, "extra"):  # method-specific datasets (e.g. the energy loss and its gradients)
+        for k, v in mod.extra(case, g).items():
+            g[k] = v
 
 
 def _maker(name):
