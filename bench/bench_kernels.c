@@ -33,6 +33,7 @@
 #include "../kernels/layernorm.h"
 #include "../kernels/linear.h"
 #include "../kernels/softmax.h"
+#include "../kernels/fusion/fusion.h"
 #include "cli.h"
 #include "machine.h"
 
@@ -47,6 +48,9 @@ typedef struct {
     int B, S, T, D, E, H, F;
     double dropout;   // the dropout block's p, and every dropout inside attention / ffn / encoder_layer
     int norm_first;   // encoder_layer: 0 post-norm (torch's default), 1 pre-norm
+    // Fusion methods (--methods): vector methods fuse a (VB, MD) with b (VB, E); sequence methods
+    // a (SB, MS, MD) with b (SB, MT, E), E = the method's typical width in its source (or MD).
+    int VB, SB, MS, MT, MD, ML;
 } kshapes;
 
 // ---- The block table ----
@@ -345,6 +349,62 @@ static double encoder_fb(const bench_case *c) {
     return encoder_layer_flops_backward(&COMP(c)->ec, COMP(c)->B, COMP(c)->S, 1);
 }
 
+// ---- Fusion methods: one generic entry per row of the method table (kernels/fusion) ----
+
+typedef struct {
+    fusion f;
+    float *a, *da, *b, *db;    // inputs and their gradients
+    float *out, *dout;         // output and the fixed random gradient arriving from above
+} method_block;
+
+#define METHOD(c) ((method_block *)(c)->self)
+
+static fb_status method_setup(bench_case *c) {
+    const fusion_method *m = fusion_methods[c->block->arg];
+    const kshapes *s = c->s;
+    int vector = m->kind == FUSION_VECTOR;
+    int B = vector ? s->VB : s->SB, S = vector ? 1 : s->MS, T = vector ? 1 : s->MT, D = s->MD;
+    int E = m->typical_E ? m->typical_E : D;
+    method_block *b = calloc(1, sizeof *b);
+    if (!b) return fb_fail(FB_ERR_ALLOC, "method state");
+    c->self = b;
+    fusion_config cfg = fusion_default_config(B, S, T, D, E);
+    cfg.L = s->ML;
+    cfg.dropout = (float)s->dropout;
+    cfg.H = (D % s->H == 0) ? s->H : 1;
+    FB_TRY(fusion_create(&b->f, m, &cfg, &c->P, &c->A));
+    int rows_out = b->f.out_positions;
+    act(c, "a", 3, (int[]){ B, S, D }, FB_INIT_NORMAL, &b->a, &b->da);
+    act(c, "b", 3, (int[]){ B, T, E }, FB_INIT_NORMAL, &b->b, &b->db);
+    act(c, "out", 3, (int[]){ B, rows_out, D }, FB_INIT_ZERO, &b->out, NULL);
+    act(c, "dout", 3, (int[]){ B, rows_out, D }, FB_INIT_NORMAL, &b->dout, NULL);
+    if (vector) snprintf(c->shape, sizeof c->shape, "a(%d,%d) b(%d,%d)", B, D, B, E);
+    else snprintf(c->shape, sizeof c->shape, "a(%d,%d,%d) b(%d,%d,%d)", B, S, D, B, T, E);
+    return FB_OK;
+}
+static fb_status method_fwd(bench_case *c) {
+    method_block *b = METHOD(c);
+    return fusion_forward(&b->f, b->out, b->a, b->b);
+}
+static fb_status method_bwd(bench_case *c) {
+    method_block *b = METHOD(c);
+    return fusion_backward(&b->f, b->da, b->db, b->dout, b->a, b->b);
+}
+static double method_ff(const bench_case *c) { return METHOD(c)->f.method->flops(&METHOD(c)->f, 0); }
+static double method_fb(const bench_case *c) { return METHOD(c)->f.method->flops(&METHOD(c)->f, 1); }
+static void method_teardown(bench_case *c) {
+    if (c->self) fusion_destroy(&METHOD(c)->f);
+}
+
+// Rows of the method table as benchmark blocks (built once: the table is static).
+static bench_block method_blocks[FUSION_METHOD_COUNT];
+static void build_method_blocks(void) {
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++)
+        method_blocks[i] = (bench_block){ fusion_methods[i]->name, "method", fusion_methods[i]->formula, i,
+                                          method_setup, method_fwd, method_bwd, method_ff, method_fb,
+                                          method_teardown };
+}
+
 static const bench_block blocks[] = {
     { "linear", "gemm", "(N,D)->(N,D) with bias, N = B*S", 0,
       linear_setup, linear_fwd, linear_bwd, linear_ff, linear_fb, NULL },
@@ -434,8 +494,8 @@ typedef struct {
 typedef struct {
     kshapes s;
     fb_int_list threads;
-    int reps, warmup, gemm_size, no_h5;
-    const char *blocks, *out;
+    int reps, warmup, gemm_size, no_h5, small;
+    const char *blocks, *methods, *out;
 } kopts;
 
 // Runs one block at one thread count: warm-up, validation, timed forward runs, timed backward
@@ -526,6 +586,11 @@ static void print_header(const fb_machine *m, const kopts *o, const fb_sgemm_cei
     }
     printf("# shapes    B=%d S=%d T=%d D=%d E=%d H=%d F=%d dropout=%g; N = B*S = %d\n", s->B, s->S, s->T, s->D, s->E, s->H,
            s->F, s->dropout, s->B * s->S);
+    if (strcmp(o->methods, "none"))
+        printf("# fusion    vector methods a (%d,%d); sequence methods a (%d,%d,%d), %d tokens of b; b's width is the\n"
+               "#           method's width in its source system (fusebench list) or D; %d latents, H=%d, dropout=%g,\n"
+               "#           training mode (routes sampled)\n",
+               s->VB, s->MD, s->SB, s->MS, s->MD, s->MT, s->ML, s->H, s->dropout);
     printf("# timing    median of %d runs after %d warm-up runs (min, max shown); backward timed alone, after an\n"
            "#           untimed forward and gradient zeroing; GFLOP/s = FLOPs / median; %%ceil = GFLOP/s / SGEMM\n"
            "#           ceiling at the same thread count (meaningful for gemm-bound blocks)\n",
@@ -619,6 +684,11 @@ static fb_status write_h5(const char *path, const fb_machine *m, const kopts *o,
                                                           { "E", o->s.E }, { "H", o->s.H }, { "F", o->s.F } };
         for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) fb_h5_attr_int(&h, g, dims[i].n, dims[i].v);
         fb_h5_attr_double(&h, g, "dropout", o->s.dropout);
+        fb_h5_attr_string(&h, g, "methods", o->methods);
+        const struct { const char *n; int v; } fdims[] = { { "fusion_batch", o->s.VB }, { "fusion_seq_batch", o->s.SB },
+                                                           { "fusion_seq", o->s.MS }, { "fusion_tokens", o->s.MT },
+                                                           { "fusion_dim", o->s.MD }, { "latents", o->s.ML } };
+        for (size_t i = 0; i < sizeof fdims / sizeof fdims[0]; i++) fb_h5_attr_int(&h, g, fdims[i].n, fdims[i].v);
         fb_h5_attr_int(&h, g, "norm_first", o->s.norm_first);
         fb_h5_attr_string(&h, g, "activation", "gelu");
         fb_h5_attr_int(&h, g, "training", 1);
@@ -743,22 +813,24 @@ static void print_help(const fb_option *opts, int nopts) {
            "are honoured and recorded; OPENBLAS_CORETYPE forces OpenBLAS's kernel type.\n");
 }
 
-// Parses --blocks into a selection mask; 0 on success.
-static int select_blocks(const char *list, int *sel) {
-    memset(sel, 0, NBLOCKS * sizeof *sel);
+// Parses a --blocks / --methods list ("all", "none" or names) against a table into a selection
+// mask; 0 on success.
+static int select_from(const char *flag, const char *list, const bench_block *table, int n, int *sel) {
+    memset(sel, 0, (size_t)n * sizeof *sel);
+    if (strcmp(list, "none") == 0 || !*list) return 0;
     if (strcmp(list, "all") == 0) {
-        for (int i = 0; i < NBLOCKS; i++) sel[i] = 1;
+        for (int i = 0; i < n; i++) sel[i] = 1;
         return 0;
     }
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", list);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int found = -1;
-        for (int i = 0; i < NBLOCKS; i++)
-            if (strcmp(tok, blocks[i].name) == 0) found = i;
+        for (int i = 0; i < n; i++)
+            if (strcmp(tok, table[i].name) == 0) found = i;
         if (found < 0) {
-            fprintf(stderr, PROG ": --blocks: unknown block '%s'. Known: all", tok);
-            for (int i = 0; i < NBLOCKS; i++) fprintf(stderr, ",%s", blocks[i].name);
+            fprintf(stderr, PROG ": --%s: unknown name '%s'. Known: all,none", flag, tok);
+            for (int i = 0; i < n; i++) fprintf(stderr, ",%s", table[i].name);
             fprintf(stderr, "\n");
             return -1;
         }
@@ -769,12 +841,25 @@ static int select_blocks(const char *list, int *sel) {
 
 int bench_kernels_main(int argc, char **argv) {
     int cores = fb_physical_cores();
-    kopts o = { .s = { .B = 32, .S = 64, .T = 64, .D = 256, .E = 256, .H = 8, .F = 1024, .dropout = 0.1 },
-                .reps = 20, .warmup = 3, .gemm_size = 1024, .blocks = "all" };
+    kopts o = { .s = { .B = 32, .S = 64, .T = 64, .D = 256, .E = 256, .H = 8, .F = 1024, .dropout = 0.1,
+                       .VB = 256, .SB = 16, .MS = 64, .MT = 8, .MD = 256, .ML = 32 },
+                .reps = 20, .warmup = 3, .gemm_size = 1024, .blocks = NULL, .methods = "none" };
     o.threads.v[o.threads.n++] = 1;
     if (cores > 1) o.threads.v[o.threads.n++] = cores;
     const fb_option opts[] = {
-        { "blocks", FB_OPT_STRING, &o.blocks, "LIST", "comma-separated blocks to run, or 'all' (list below)", 1, 0, 0 },
+        { "blocks", FB_OPT_STRING, &o.blocks, "LIST",
+          "comma-separated blocks to run, 'all' or 'none' (list below)\n[default: all, or none when --methods is given]", 1, 0, 0 },
+        { "methods", FB_OPT_STRING, &o.methods, "LIST",
+          "fusion methods to run: comma-separated names, 'all' or 'none'\n(`fusebench list` shows them)", 1, 0, 0 },
+        { "fusion-batch", FB_OPT_INT, &o.s.VB, "B", "batch of the vector methods: a (B,D), b (B,E)", 1, 1 << 20, 0 },
+        { "fusion-seq-batch", FB_OPT_INT, &o.s.SB, "B", "batch of the sequence methods: a (B,S,D), b (B,T,E)", 1, 1 << 20, 0 },
+        { "fusion-seq", FB_OPT_INT, &o.s.MS, "S", "sequence positions of the sequence methods", 1, 1 << 20, 0 },
+        { "fusion-tokens", FB_OPT_INT, &o.s.MT, "T", "second-stream tokens of the sequence methods (metadata K)", 1, 1 << 20, 0 },
+        { "fusion-dim", FB_OPT_INT, &o.s.MD, "D",
+          "width D of the fusion methods (E = the method's width of b in its\nsource system, or D)", 1, 1 << 20, 0 },
+        { "latents", FB_OPT_INT, &o.s.ML, "L", "perceiver latents", 1, 1 << 20, 0 },
+        { "small", FB_OPT_FLAG, &o.small, NULL,
+          "small fusion shapes, where framework overhead dominates: B = 32, D = 64,\nS = T = 16 (overrides the fusion-* sizes)", 1, 0, 0 },
         { "threads", FB_OPT_INT_LIST, &o.threads, "LIST",
           "thread counts to run, e.g. 1,2,4; 'all' = every physical core\n(OpenMP and OpenBLAS use the same count)", 1, 4096,
           cores },
@@ -803,8 +888,21 @@ int bench_kernels_main(int argc, char **argv) {
     fb_cli_result pr = fb_cli_parse(PROG, opts, nopts, argc, argv, 1);
     if (pr == FB_CLI_HELP) { print_help(opts, nopts); return FB_EXIT_OK; }
     if (pr == FB_CLI_ERROR) return FB_EXIT_USAGE;
-    int sel[NBLOCKS];
-    if (select_blocks(o.blocks, sel) != 0) return FB_EXIT_USAGE;
+    if (o.small) { o.s.VB = o.s.SB = 32; o.s.MD = 64; o.s.MS = o.s.MT = 16; }
+    if (!o.blocks) o.blocks = strcmp(o.methods, "none") ? "none" : "all";
+    build_method_blocks();
+    // Everything to run, kernel blocks first, then fusion methods.
+    int selb[NBLOCKS], selm[FUSION_METHOD_COUNT];
+    if (select_from("blocks", o.blocks, blocks, NBLOCKS, selb) != 0) return FB_EXIT_USAGE;
+    if (select_from("methods", o.methods, method_blocks, FUSION_METHOD_COUNT, selm) != 0) return FB_EXIT_USAGE;
+    const bench_block *todo[NBLOCKS + FUSION_METHOD_COUNT];
+    int nsel = 0;
+    for (int i = 0; i < NBLOCKS; i++) if (selb[i]) todo[nsel++] = &blocks[i];
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) if (selm[i]) todo[nsel++] = &method_blocks[i];
+    if (nsel == 0) {
+        fprintf(stderr, PROG ": nothing to run (--blocks none and no --methods)\n");
+        return FB_EXIT_USAGE;
+    }
     if (o.s.D % o.s.H != 0) {
         fprintf(stderr, PROG ": --heads %d does not divide --dim %d\n", o.s.H, o.s.D);
         return FB_EXIT_USAGE;
@@ -843,26 +941,23 @@ int bench_kernels_main(int argc, char **argv) {
     print_header(&m, &o, ceil, o.threads.n, date, host);
 
     // Blocks.
-    int nsel = 0;
-    for (int i = 0; i < NBLOCKS; i++) nsel += sel[i];
     result_row *rows = calloc((size_t)nsel * o.threads.n * 2, sizeof *rows);
     double *times = malloc((size_t)o.reps * sizeof *times);
     if (!rows || !times) { fprintf(stderr, PROG ": out of memory\n"); free(rows); free(times); return FB_EXIT_FAIL; }
     int nrows = 0, failed = 0;
     print_table_head();
-    for (int i = 0; i < NBLOCKS && !failed; i++) {
-        if (!sel[i]) continue;
+    for (int i = 0; i < nsel && !failed; i++) {
         bench_case c;
-        fb_status st = case_setup(&c, &blocks[i], &o.s);
+        fb_status st = case_setup(&c, todo[i], &o.s);
         if (st != FB_OK) {
-            fprintf(stderr, PROG ": %s: set-up failed: %s: %s\n", blocks[i].name, fb_status_name(st), fb_last_error());
+            fprintf(stderr, PROG ": %s: set-up failed: %s: %s\n", todo[i]->name, fb_status_name(st), fb_last_error());
             failed = 1;
         }
         for (int t = 0; t < o.threads.n && !failed; t++) {
             result_row *r = &rows[nrows];
             st = run_block(&c, &o, o.threads.v[t], times, r);
             if (st != FB_OK) {
-                fprintf(stderr, PROG ": %s at %d threads failed: %s: %s\n", blocks[i].name, o.threads.v[t],
+                fprintf(stderr, PROG ": %s at %d threads failed: %s: %s\n", todo[i]->name, o.threads.v[t],
                         fb_status_name(st), fb_last_error());
                 failed = 1;
                 break;

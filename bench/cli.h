@@ -14,6 +14,8 @@
 
 // ---- Subcommands (one bench/bench_<name>.c each; the table lives in fusebench.c) ----
 int bench_kernels_main(int argc, char **argv);   // argv[0] is "kernels"
+int bench_list_main(int argc, char **argv);      // bench_methods.c
+int bench_describe_main(int argc, char **argv);  // bench_methods.c
 
 // ---- Options ----
 //

@@ -14,7 +14,10 @@ typedef struct {
 
 static const fb_subcommand subcommands[] = {
     { "kernels", bench_kernels_main,
-      "forward/backward time, GFLOP/s and % of this machine's SGEMM ceiling of every kernel block" },
+      "forward/backward time, GFLOP/s and % of this machine's SGEMM ceiling of kernel blocks\n"
+      "             and fusion methods (--methods all)" },
+    { "list", bench_list_main, "every fusion method: kind, source document, variants, parameters, FLOPs" },
+    { "describe", bench_describe_main, "one fusion method's formula, variants and parameter tensors" },
 };
 #define NSUB ((int)(sizeof subcommands / sizeof subcommands[0]))
 

@@ -72,7 +72,7 @@ static double categorical_add_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_categorical_add = {
-    .name = "categorical_add", .source = "003", .kind = FUSION_SEQUENCE,
+    .name = "categorical_add", .source = "003", .kind = FUSION_SEQUENCE, .typical_E = 16,
     .variants = {"default", NULL},
     .formula = "c = [b_1; ...; b_K];  out[b, s] = a[b, s] + W c[b] + w0  (broadcast over positions)",
     .create = categorical_add_create, .forward = categorical_add_forward,

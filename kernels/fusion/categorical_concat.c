@@ -62,7 +62,7 @@ static double categorical_concat_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_categorical_concat = {
-    .name = "categorical_concat", .source = "003", .kind = FUSION_SEQUENCE,
+    .name = "categorical_concat", .source = "003", .kind = FUSION_SEQUENCE, .typical_E = 16,
     .variants = {"default", NULL},
     .formula = "c = [b_1; ...; b_K];  out[b, s] = W [a[b, s]; c[b]] + w0  (c broadcast over positions)",
     .create = categorical_concat_create, .forward = categorical_concat_forward,

@@ -157,7 +157,7 @@ static double film_head_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_film_head = {
-    .name = "film_head", .source = "003", .kind = FUSION_VECTOR,
+    .name = "film_head", .source = "003", .kind = FUSION_VECTOR, .typical_E = 128,
     .variants = {"default", NULL},
     .formula = "x = dropout(ReLU((W_g b + c_g) * (W x + c) + W_b b + c_b)) per hidden layer;  out = W_o x + c_o",
     .create = film_head_create, .forward = film_head_forward, .backward = film_head_backward,

@@ -77,6 +77,7 @@ fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, co
 }
 
 void fusion_destroy(fusion *f) {
+    if (!f->self) return;   // never created, or already destroyed
     if (f->method && f->method->destroy) f->method->destroy(f);
     else free(f->self);
     f->self = NULL;

@@ -55,6 +55,9 @@ typedef struct {
     fusion_kind kind;
     const char *variants[FUSION_MAX_VARIANTS];       // NULL-terminated; [0] = default form
     const char *formula;                             // shown by `fusebench describe`
+    // Width of b in the source system, for default benchmark shapes (0: the same as D). 003's
+    // categorical inputs are Embedding(card, 16) per column: 16 per token, 16 x 8 columns pooled.
+    int typical_E;
     // Fills defaults into f->c, validates it, declares parameters (into P, with gradients) and
     // activations (into A, with their gradients), allocates f->self. Layouts are allocated after.
     fb_status (*create)(fusion *f, fb_layout *P, fb_layout *A);

@@ -117,7 +117,7 @@ static double gmu_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_gmu = {
-    .name = "gmu", .source = "003", .kind = FUSION_VECTOR,
+    .name = "gmu", .source = "003", .kind = FUSION_VECTOR, .typical_E = 128,
     .variants = {"document", "residual", NULL},
     .formula = "z = sigmoid(W_g [a; b] + c_g);  out = z * tanh(W_s a + c_s) + (1 - z) * tanh(W_c b + c_c)",
     .create = gmu_create, .forward = gmu_forward, .backward = gmu_backward, .flops = gmu_flops,

@@ -91,7 +91,7 @@ static double seq_cross_attention_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_seq_cross_attention = {
-    .name = "seq_cross_attention", .source = "003", .kind = FUSION_SEQUENCE,
+    .name = "seq_cross_attention", .source = "003", .kind = FUSION_SEQUENCE, .typical_E = 16,
     .variants = {"default", "single_token", NULL},
     .formula = "out = LN(a + MHA(q = a, k = v = b, key_padding_mask = b_mask))   "
                "(single_token: meta = Linear(K*E -> D)(b); out = LN(a + MHA(a, meta, meta)))",
