@@ -31,7 +31,7 @@ LIB       := $(BUILD)/libfusebench.a
 FUSEBENCH := bench/fusebench
 
 .SECONDARY:
-.PHONY: all deps run test test-only sanitize refs bench clean help
+.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
@@ -39,6 +39,7 @@ help:
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
+	@echo "make compare-torch  fusion methods vs PyTorch, same shapes and threads (SMALL=1: small shapes)"
 	@echo "make deps       install missing Debian packages (root) or print the apt-get line"
 	@echo "make clean      remove build outputs (results/ is kept)"
 	@echo "variables: ARCH=$(ARCH) OPT=$(OPT) BUILD=$(BUILD) THREADS=<n> for make run"
@@ -68,6 +69,12 @@ refs:
 	/usr/bin/python3 tests/refs/make_refs.py
 
 bench: $(FUSEBENCH)
+
+# Fusion methods against PyTorch in one session: default shapes, then (SMALL=1) small ones.
+compare-torch:
+	@scripts/deps.sh refs
+	@$(MAKE) --no-print-directory $(FUSEBENCH)
+	/usr/bin/python3 bench/compare_torch.py --threads $(or $(THREADS),1,2) $(if $(SMALL),--small,)
 
 # Rebuilt whole: kernels/attention.o and kernels/fusion/attention.o share a member name, which
 # `ar r` on an existing archive would confuse.
