@@ -7,14 +7,6 @@
 #include "testutil.h"
 #include "../kernels/activations.h"
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t m;
-    float *src = fixture_floats(f, name, &m);
-    assert_int_equal(m, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 // Sigmoid and tanh backward read only `out`, GELU and ReLU only `inp`: pass NULL for the other so
 // the test also checks that the unneeded pointer is never touched.
 static const float *needs_inp(fb_activation a, const float *inp) {
@@ -29,8 +21,8 @@ static void torch_case(fb_activation a) {
     fixture_open(&f, "activations", fb_activation_name(a));
     size_t n = (size_t)fixture_int(&f, "n");
     float *inp = alloc_floats(n), *out = alloc_floats(n), *dout = alloc_floats(n), *dinp = alloc_floats(n);
-    load(inp, &f, "inp", n);
-    load(dout, &f, "dout", n);
+    fixture_load(&f, "inp", inp, n);
+    fixture_load(&f, "dout", dout, n);
     assert_int_equal(activation_forward(a, out, inp, n), FB_OK);
     check_against(&f, "out", out, n, TOL_TORCH);
     assert_int_equal(activation_backward(a, dinp, dout, needs_inp(a, inp), needs_out(a, out), n), FB_OK);

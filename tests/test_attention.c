@@ -98,14 +98,6 @@ static void check_zero_grad(const char *what, const float *got, size_t n, const 
     assert_true(mx <= tol * scale);
 }
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t got;
-    float *src = fixture_floats(f, name, &got);
-    assert_int_equal(got, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 // Runs one fixture case with the head products forced to SGEMM (loop_work = 0) or to loops.
 static void torch_case(const char *name, int loop_work) {
     fixture f;
@@ -115,28 +107,28 @@ static void torch_case(const char *name, int loop_work) {
     case_setup(&m, c, fixture_int(&f, "B"), fixture_int(&f, "S"), fixture_int(&f, "T"), fixture_int(&f, "self_attn"));
     const int B = m.B, S = m.S, T = m.T, D = c.D;
     if (m.self_attn) {
-        load(m.query, &f, "x", (size_t)B * S * D);
+        fixture_load(&f, "x", m.query, (size_t)B * S * D);
     } else {
-        load(m.query, &f, "query", (size_t)B * S * D);
-        load(m.key, &f, "key", (size_t)B * T * c.Ek);
-        load(m.value, &f, "value", (size_t)B * T * c.Ev);
+        fixture_load(&f, "query", m.query, (size_t)B * S * D);
+        fixture_load(&f, "key", m.key, (size_t)B * T * c.Ek);
+        fixture_load(&f, "value", m.value, (size_t)B * T * c.Ev);
     }
-    load(m.p.wq, &f, "wq", (size_t)D * D);
-    load(m.p.wk, &f, "wk", (size_t)D * c.Ek);
-    load(m.p.wv, &f, "wv", (size_t)D * c.Ev);
-    load(m.p.wo, &f, "wo", (size_t)D * D);
-    load(m.p.bq, &f, "bq", D);
-    load(m.p.bk, &f, "bk", D);
-    load(m.p.bv, &f, "bv", D);
-    load(m.p.bo, &f, "bo", D);
+    fixture_load(&f, "wq", m.p.wq, (size_t)D * D);
+    fixture_load(&f, "wk", m.p.wk, (size_t)D * c.Ek);
+    fixture_load(&f, "wv", m.p.wv, (size_t)D * c.Ev);
+    fixture_load(&f, "wo", m.p.wo, (size_t)D * D);
+    fixture_load(&f, "bq", m.p.bq, D);
+    fixture_load(&f, "bk", m.p.bk, D);
+    fixture_load(&f, "bv", m.p.bv, D);
+    fixture_load(&f, "bo", m.p.bo, D);
     if (fixture_int(&f, "masked")) {
         float *mf = alloc_floats((size_t)B * T);
-        load(mf, &f, "mask", (size_t)B * T);
+        fixture_load(&f, "mask", mf, (size_t)B * T);
         m.mask = calloc((size_t)B * T, 1);
         for (int i = 0; i < B * T; i++) m.mask[i] = mf[i] != 0.0f;
         free(mf);
     }
-    load(m.probe, &f, "dout", (size_t)B * S * D);
+    fixture_load(&f, "dout", m.probe, (size_t)B * S * D);
     int saved = mha_loop_work;
     mha_loop_work = loop_work;
     assert_int_equal(run_forward(&m), FB_OK);

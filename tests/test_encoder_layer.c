@@ -59,14 +59,6 @@ static fb_status run_backward(enc_case *m) {
                                   m->training, &m->rng);
 }
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t got;
-    float *src = fixture_floats(f, name, &got);
-    assert_int_equal(got, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 // The fixture's tensor names and ours: (fixture name, parameter, its gradient, numel).
 typedef struct { const char *name; float *p, *g; size_t n; } param_map;
 
@@ -97,16 +89,16 @@ static void torch_case(const char *name) {
     const size_t n = (size_t)m.B * m.S * c.D;
     param_map t[16];
     int np = params_of(&m, t);
-    load(m.x, &f, "x", n);
-    for (int i = 0; i < np; i++) load(t[i].p, &f, t[i].name, t[i].n);
+    fixture_load(&f, "x", m.x, n);
+    for (int i = 0; i < np; i++) fixture_load(&f, t[i].name, t[i].p, t[i].n);
     if (fixture_int(&f, "masked")) {
         float *mf = alloc_floats((size_t)m.B * m.S);
-        load(mf, &f, "mask", (size_t)m.B * m.S);
+        fixture_load(&f, "mask", mf, (size_t)m.B * m.S);
         m.mask = calloc((size_t)m.B * m.S, 1);
         for (int i = 0; i < m.B * m.S; i++) m.mask[i] = mf[i] != 0.0f;
         free(mf);
     }
-    load(m.probe, &f, "dout", n);
+    fixture_load(&f, "dout", m.probe, n);
     m.training = 1;   // dropout 0: training mode is exact, and it is the path the fixtures used
     assert_int_equal(run_forward(&m), FB_OK);
     assert_int_equal(run_backward(&m), FB_OK);

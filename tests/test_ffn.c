@@ -51,14 +51,6 @@ static fb_status run_backward(ffn_case *m) {
     return ffn_backward(m->dx, &m->g, &m->da, m->probe, m->x, &m->a, &m->p, &m->c, m->N, m->training, &m->rng);
 }
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t got;
-    float *src = fixture_floats(f, name, &got);
-    assert_int_equal(got, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 static void torch_case(const char *name) {
     fixture f;
     fixture_open(&f, "ffn", name);
@@ -66,12 +58,12 @@ static void torch_case(const char *name) {
     ffn_case m;
     case_setup(&m, c, fixture_int(&f, "N"));
     const size_t nx = (size_t)m.N * c.D, nw = (size_t)c.D * c.F;
-    load(m.x, &f, "x", nx);
-    load(m.p.linear1.weight, &f, "w1", nw);
-    load(m.p.linear1.bias, &f, "b1", c.F);
-    load(m.p.linear2.weight, &f, "w2", nw);
-    load(m.p.linear2.bias, &f, "b2", c.D);
-    load(m.probe, &f, "dout", nx);
+    fixture_load(&f, "x", m.x, nx);
+    fixture_load(&f, "w1", m.p.linear1.weight, nw);
+    fixture_load(&f, "b1", m.p.linear1.bias, c.F);
+    fixture_load(&f, "w2", m.p.linear2.weight, nw);
+    fixture_load(&f, "b2", m.p.linear2.bias, c.D);
+    fixture_load(&f, "dout", m.probe, nx);
     assert_int_equal(run_forward(&m), FB_OK);
     assert_int_equal(run_backward(&m), FB_OK);
     check_against(&f, "out", m.out, nx, TOL_TORCH);

@@ -58,14 +58,6 @@ static double fusion_loss(void *ctx) {
     return s;
 }
 
-static void load_into(const fixture *fx, const char *name, float *dst, size_t n) {
-    size_t m;
-    float *src = fixture_floats(fx, name, &m);
-    if (m != n) fail_msg("%s/%s: fixture has %zu values, the method %zu", fx->label, name, m, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 static double attr_or(const fixture *fx, const char *name, double fallback) {
     return fixture_has_attr(fx, name) ? fixture_double_attr(fx, name) : fallback;
 }
@@ -139,14 +131,14 @@ static void check_case(const fusion_method *m, const char *case_name) {
     c.b_mask = b_mask;
     fusion_run r;
     if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: create failed: %s", group, fb_last_error());
-    load_into(&fx, "a", r.a, r.na);
-    load_into(&fx, "b", r.b, r.nb);
-    load_into(&fx, "dout", r.dout, r.nout);
+    fixture_load(&fx, "a", r.a, r.na);
+    fixture_load(&fx, "b", r.b, r.nb);
+    fixture_load(&fx, "dout", r.dout, r.nout);
     char name[160];
     for (int i = 0; i < r.P.count; i++) {
         snprintf(name, sizeof name, "param/%s", r.P.tensors[i].name);
         if (!fixture_has(&fx, name)) fail_msg("%s: the PyTorch module has no parameter %s", group, r.P.tensors[i].name);
-        load_into(&fx, name, fb_layout_ptr(&r.P, 0, i), r.P.tensors[i].numel);
+        fixture_load(&fx, name, fb_layout_ptr(&r.P, 0, i), r.P.tensors[i].numel);
     }
     if (fixture_has(&fx, "param")) {  // and PyTorch has no parameter we lack
         hid_t pg = H5Gopen2(fx.group, "param", H5P_DEFAULT);

@@ -42,14 +42,6 @@ static void case_teardown(ln_case *c) {
     case_free(c);
 }
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t m;
-    float *src = fixture_floats(f, name, &m);
-    assert_int_equal(m, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 // With D = 1, x - mean = 0, so dinp and dweight are exactly 0 and torch's float64 values are
 // rounding noise (~1e-17) on which a relative metric means nothing: check the exact zeros instead.
 static void check_or_zero(const fixture *f, const char *name, const float *got, size_t n) {
@@ -81,16 +73,16 @@ static void torch_case(const char *name) {
     case_setup(&c, fixture_int(&f, "N"), fixture_int(&f, "D"), fixture_int(&f, "affine"));
     assert_true(fabs(fixture_double_attr(&f, "eps") - EPS) < 1e-12);
     size_t nd = (size_t)c.N * c.D;
-    load(c.inp, &f, "inp", nd);
+    fixture_load(&f, "inp", c.inp, nd);
     if (c.affine) {
-        load(c.p.weight, &f, "weight", (size_t)c.D);
-        load(c.p.bias, &f, "bias", (size_t)c.D);
+        fixture_load(&f, "weight", c.p.weight, (size_t)c.D);
+        fixture_load(&f, "bias", c.p.bias, (size_t)c.D);
     }
     run_forward(&c);
     check_against(&f, "out", c.out, nd, TOL_TORCH);
     check_against(&f, "mean", c.mean, (size_t)c.N, TOL_TORCH);
     check_against(&f, "rstd", c.rstd, (size_t)c.N, TOL_TORCH);
-    load(c.probe, &f, "dout", nd);
+    fixture_load(&f, "dout", c.probe, nd);
     run_backward(&c);
     check_or_zero(&f, "dinp", c.dinp, nd);
     if (c.affine) {

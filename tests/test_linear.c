@@ -32,25 +32,17 @@ static void case_teardown(linear_case *c) {
     free(c->inp); free(c->dinp); free(c->out); free(c->probe);
 }
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t m;
-    float *src = fixture_floats(f, name, &m);
-    assert_int_equal(m, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 static void torch_case(const char *name) {
     fixture f;
     fixture_open(&f, "linear", name);
     linear_case c;
     case_setup(&c, fixture_int(&f, "N"), fixture_int(&f, "IC"), fixture_int(&f, "OC"), fixture_int(&f, "has_bias"));
-    load(c.inp, &f, "inp", (size_t)c.N * c.IC);
-    load(c.p.weight, &f, "weight", (size_t)c.OC * c.IC);
-    if (c.has_bias) load(c.p.bias, &f, "bias", (size_t)c.OC);
+    fixture_load(&f, "inp", c.inp, (size_t)c.N * c.IC);
+    fixture_load(&f, "weight", c.p.weight, (size_t)c.OC * c.IC);
+    if (c.has_bias) fixture_load(&f, "bias", c.p.bias, (size_t)c.OC);
     assert_int_equal(linear_forward(c.out, c.inp, &c.p, c.N, c.IC, c.OC), FB_OK);
     check_against(&f, "out", c.out, (size_t)c.N * c.OC, TOL_TORCH);
-    load(c.probe, &f, "dout", (size_t)c.N * c.OC);
+    fixture_load(&f, "dout", c.probe, (size_t)c.N * c.OC);
     assert_int_equal(linear_backward(c.dinp, &c.g, c.probe, c.inp, &c.p, c.N, c.IC, c.OC), FB_OK);
     check_against(&f, "dinp", c.dinp, (size_t)c.N * c.IC, TOL_TORCH);
     check_against(&f, "dweight", c.g.weight, (size_t)c.OC * c.IC, TOL_TORCH);

@@ -6,27 +6,19 @@
 #include "testutil.h"
 #include "../kernels/softmax.h"
 
-static void load(float *dst, const fixture *f, const char *name, size_t n) {
-    size_t m;
-    float *src = fixture_floats(f, name, &m);
-    assert_int_equal(m, n);
-    memcpy(dst, src, n * sizeof(float));
-    free(src);
-}
-
 static void torch_case(const char *name, int expect_masked) {
     fixture f;
     fixture_open(&f, "softmax", name);
     int N = fixture_int(&f, "N"), C = fixture_int(&f, "C");
     size_t nc = (size_t)N * C;
     float *inp = alloc_floats(nc), *out = alloc_floats(nc), *dout = alloc_floats(nc), *dinp = alloc_floats(nc);
-    load(inp, &f, "inp", nc);
+    fixture_load(&f, "inp", inp, nc);
     size_t masked = 0;
     for (size_t i = 0; i < nc; i++) masked += inp[i] == -INFINITY;
     if (expect_masked) assert_true(masked > 0);  // -inf survived the HDF5 double -> float read
     assert_int_equal(softmax_forward(out, inp, N, C), FB_OK);
     check_against(&f, "out", out, nc, TOL_TORCH);
-    load(dout, &f, "dout", nc);
+    fixture_load(&f, "dout", dout, nc);
     assert_int_equal(softmax_backward(dinp, dout, out, N, C), FB_OK);
     check_against(&f, "dinp", dinp, nc, TOL_TORCH);
     fixture_close(&f);

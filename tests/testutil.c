@@ -73,6 +73,14 @@ float *fixture_floats(const fixture *f, const char *name, size_t *n) {
     return fixture_read(f, name, n, H5T_NATIVE_FLOAT, sizeof(float));
 }
 
+void fixture_load(const fixture *f, const char *name, float *dst, size_t n) {
+    size_t m;
+    float *src = fixture_floats(f, name, &m);
+    if (m != n) fail_msg("%s/%s: fixture has %zu values, the kernel %zu", f->label, name, m, n);
+    memcpy(dst, src, n * sizeof(float));
+    free(src);
+}
+
 double *fixture_doubles(const fixture *f, const char *name, size_t *n) {
     return fixture_read(f, name, n, H5T_NATIVE_DOUBLE, sizeof(double));
 }

@@ -28,6 +28,8 @@ void fixture_open(fixture *f, const char *file, const char *case_name);
 void fixture_close(fixture *f);
 int fixture_has(const fixture *f, const char *name);
 float *fixture_floats(const fixture *f, const char *name, size_t *n);    // malloc'd copy
+// Copies dataset `name` (n values, else the test fails naming both counts) into dst.
+void fixture_load(const fixture *f, const char *name, float *dst, size_t n);
 double *fixture_doubles(const fixture *f, const char *name, size_t *n);  // malloc'd copy
 int fixture_int(const fixture *f, const char *attr);
 double fixture_double_attr(const fixture *f, const char *attr);
