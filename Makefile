@@ -21,7 +21,7 @@ CFLAGS   = $(OPT) $(ARCH) $(SAN) -g -fopenmp -std=c11 -D_GNU_SOURCE -Wall -Wextr
 LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 LDLIBS   = $(PKG_LIBS) -lm
 
-LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c)
+LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
