@@ -15,9 +15,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_LIBDIR = $(shell pkg-config --variable=libdir openblas 2>/dev/null)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-CFLAGS   = $(OPT) $(ARCH) $(SAN) -g -fopenmp -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP \
+CFLAGS   = $(OPT) $(ARCH) $(SAN) -g -fopenmp -fno-math-errno -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP \
            -DFB_SOURCE_DIR=\"$(CURDIR)\" -DFB_GIT_COMMIT=\"$(GIT_COMMIT)\" \
-           -DFB_CFLAGS="\"$(OPT) $(ARCH) $(SAN) -fopenmp\"" $(PKG_CFLAGS)
+           -DFB_CFLAGS="\"$(strip $(OPT) $(ARCH) $(SAN)) -fopenmp -fno-math-errno\"" $(PKG_CFLAGS)
 LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 LDLIBS   = $(PKG_LIBS) -lm
 
