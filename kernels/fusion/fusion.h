@@ -69,6 +69,9 @@ typedef struct {
     void (*destroy)(fusion *f);
 } fusion_method;
 
+// A fusion's c.B may be lowered between calls (a smaller last batch, a rank's share) to any value
+// up to the B it was created with; c.training and c.rng.step may change every call. Nothing else
+// in c may change after fusion_create.
 struct fusion {
     const fusion_method *method;
     fusion_config c;
