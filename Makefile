@@ -55,7 +55,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-only
 
 test-only: $(TEST_BIN) $(FUSEBENCH)
-	@tests/run_tests.sh $(BUILD)/tests
+	@FUSEBENCH=$(FUSEBENCH) FB_SKIP_MPI_TESTS=$(if $(SAN),1,0) tests/run_tests.sh $(BUILD)/tests
 
 # Sanitized build: its own build folder, -O1 for readable reports. Leak checking stays on; the
 # suppressions file names the one-time allocations of OpenBLAS/OpenMP/HDF5 initialisation only.

@@ -16,6 +16,7 @@
 int bench_kernels_main(int argc, char **argv);   // argv[0] is "kernels"
 int bench_list_main(int argc, char **argv);      // bench_methods.c
 int bench_describe_main(int argc, char **argv);  // bench_methods.c
+int bench_comm_main(int argc, char **argv);      // bench_comm.c; calls MPI_Init/MPI_Finalize
 
 // ---- Options ----
 //

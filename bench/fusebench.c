@@ -16,6 +16,9 @@ static const fb_subcommand subcommands[] = {
     { "kernels", bench_kernels_main,
       "forward/backward time, GFLOP/s and % of this machine's SGEMM ceiling of kernel blocks\n"
       "             and fusion methods (--methods all)" },
+    { "comm", bench_comm_main,
+      "MPI allreduce/allgather latency and bandwidth by message size, MPI_Iallreduce overlap\n"
+      "             with compute (run under mpirun, or alone as one rank)" },
     { "list", bench_list_main, "every fusion method: kind, source document, variants, parameters, FLOPs" },
     { "describe", bench_describe_main, "one fusion method's formula, variants and parameter tensors" },
 };

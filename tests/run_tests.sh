@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs every test binary in DIR (default build/tests), sums cmocka's verdicts and ends with
-# "N passed, M failed". A binary that dies before printing its summary counts as one failure.
+# Runs every test binary in DIR (default build/tests) and every tests/test_*.sh, sums the verdicts
+# and ends with "N passed, M failed". A binary that dies before printing its summary counts as one
+# failure. FUSEBENCH names the fusebench binary the shell tests run (default bench/fusebench).
 set -u
 dir="${1:-build/tests}"
 passed=0; failed=0; worst=""
@@ -24,6 +25,16 @@ for t in "$dir"/test_*; do
   worst="$worst$(grep '^worst-error' "$log")
 "
 done
+# Shell tests (multi-rank runs of the fusebench command): one verdict each. Skipped under
+# sanitizers (FB_SKIP_MPI_TESTS=1), which run single-rank.
+if [ "${FB_SKIP_MPI_TESTS:-0}" != 1 ]; then
+  for t in tests/test_*.sh; do
+    [ -f "$t" ] || continue
+    echo "== $t"
+    if sh "$t" >"$log" 2>&1; then passed=$((passed + 1)); cat "$log"
+    else failed=$((failed + 1)); cat "$log"; echo "!! $t failed"; fi
+  done
+fi
 rm -f "$log"
 echo
 echo "worst error against PyTorch, per block (max |got-want| / max |want|):"
