@@ -1,0 +1,344 @@
+// multimodal (002, ../shared/SOURCE-SYSTEMS.md "002 — multimodal teacher/student"): the teacher's
+// path after its two backbones, with the fusion method as a parameter.
+//
+//   x record = [a (feat_a) ; b (feat_b)]    synthetic backbone [CLS] vectors (defaults 256, 192)
+//   pa  = proj_a(a)                          Linear(feat_a → D)             (B, D)
+//   pb  = proj_b(b)                          Linear(feat_b → D)             (B, D)
+//   f   = method(pa, pb)                     fusion point #0, vector method, E = D   (B, D)
+//   h   = dropout(f)                         p = c.dropout (the source's 0.1)
+//   out = head(h)                            Linear(D → classes) = the logits        (B, classes)
+//   terms: "ce"  = cross_entropy(out, label), mean over the N rows held
+//          "aux" = the method's auxiliary loss when it returns one (fusion_diag.aux_loss_returned;
+//                  energy_aware_adaptive "returned"), else 0 — see "Auxiliary loss" below.
+//
+// Choices (the source is silent or larger):
+//   - D defaults to 128 (the source's experiments use fusion_dim 512; 128 keeps runs short).
+//   - One classification head with `classes` outputs (default 4). The source has two heads for its
+//     two label sets; the synthetic data has one label, so one head and one CE term.
+//   - The projections are plain Linear layers and every layer has nn.Linear's default
+//     initialisation (as the source's nn.Linear modules). The backbones themselves are not
+//     modelled: their outputs are the synthetic records.
+//   - Fusion options: the fusion defaults (fusion_default_config) with H, F from the config when
+//     set, layers = c.layers or 2 (the teacher's 2 fusion layers), dropout = c.dropout inside the
+//     method too (the source's methods take its dropout 0.1). c.dropout is taken as given: the
+//     harness passes the source's 0.1; 0 switches dropout off (the PyTorch fixture does).
+//   - Randomness: the fusion point owns rng sites [0, FUSION_RNG_SITES); this model's dropout is
+//     site FUSION_RNG_SITES (after the one fusion point), key (c.seed, batch step), indexed by
+//     first * D + the element's position, so rows [r0, r1) run alone with first = r0 get the masks
+//     of the whole batch. The method's own randomness (inner dropout, sampled routes, modality
+//     masks) is indexed by the row within the batch the method sees: fusion_config has no row
+//     offset, so a method with inner randomness gives a decomposed run other masks/routes than the
+//     one-process run (reported by tests/test_scenario_multimodal.c).
+//   - A batch may hold fewer rows than c.B (the activations' size): the method's config B is set
+//     to the batch's rows before each forward/backward.
+//
+// Auxiliary loss: the method computes it in forward from its own state (energy_aware_adaptive: the
+// energy penalty on the batch's expected route cost) and its backward adds its gradient with
+// weight 1, independent of dout. loss() reports it as term "aux" = the value of this process's
+// last forward, in the call whose rows include r0 = 0 (so the terms of disjoint row ranges still
+// sum to the objective once); it contributes nothing to dout_rows. The objective is ce + aux.
+//
+// The synthetic generator (until the datasets issue lands). Fixed per seed: C class prototypes
+// μ_k ∈ R^Z (Z = 16 latent dims, entries ~N(0,1)) shared by both modalities, and random
+// projections Wa (feat_a, Z), Wb (feat_b, Z) with entries ~N(0,1)/√Z. Sample i draws a mode and
+// two codes ua, ub uniform in [0, C):
+//     mode both   (1 − frac_a_only − frac_b_only = 0.6): label = (ua + ub) mod C
+//     mode a_only (frac_a_only = 0.2):                   label = ua, b carries no signal
+//     mode b_only (frac_b_only = 0.2):                   label = ub, a carries no signal
+//   za = signal · μ_ua (if a is informative) + noise · ε_a      ε ~ N(0, I_Z)   (signal 1, noise 0.5)
+//   a  = Wa za + feature_noise · η_a                                            (feature_noise 0.1)
+//   (b likewise with ub, Wb). An uninformative modality's latent is the noise alone.
+// So the label depends on both streams through their interaction: in mode "both" it is the modular
+// sum of the two codes, independent of either code alone (exactly uniform given a, or given b); a
+// model must tell from the magnitude of each latent which mode a sample is in and route or gate
+// accordingly. Neither modality alone predicts the label beyond chance for 1 − frac_a_only (a) or
+// 1 − frac_b_only (b) of the samples; both together determine it for all (up to the noise).
+// y record = [label, a informative (0/1), b informative (0/1)] (the flags are for diagnostics).
+// Every random value is a pure function of (seed, index): Philox (kernels/rng.h) on the key
+// (c.seed, step 0, site MM_SITE_DATA + k), with "normal" values the Irwin–Hall sum of one block's
+// four 24-bit uniforms, centred and scaled to variance 1 (bounded by ±2√3), and all arithmetic in
+// double in a fixed order, so tests/refs/ref_scenario_multimodal.py reproduces the records bit for
+// bit.
+#include "model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../kernels/dropout.h"
+#include "../kernels/linear.h"
+#include "../kernels/loss.h"
+
+#define MM_D 128
+#define MM_CLASSES 4
+#define MM_FEAT_A 256
+#define MM_FEAT_B 192
+#define MM_LAYERS 2
+#define MM_Y_STRIDE 3
+#define MM_SITE_DROPOUT FUSION_RNG_SITES            // after fusion point #0's sites
+#define MM_SITE_DATA 0x4D4D0000u                    // generator sites (far from any dropout site)
+enum { DATA_PROTO, DATA_WA, DATA_WB, DATA_MODE, DATA_ZA, DATA_ZB, DATA_FA, DATA_FB };
+
+// Strengths of the synthetic data (the defaults below; fixed in this file until the datasets
+// issue exposes them).
+typedef struct {
+    int latent;              // Z, latent dims shared by the prototypes
+    double signal;           // scale of the class prototype in an informative latent
+    double noise;            // std of the latent noise
+    double feature_noise;    // std of the noise added after the projection
+    double frac_a_only;      // fraction of samples with signal in a only
+    double frac_b_only;      // fraction of samples with signal in b only
+} mm_data_config;
+
+static const mm_data_config mm_data_defaults = {
+    .latent = 16, .signal = 1.0, .noise = 0.5, .feature_noise = 0.1, .frac_a_only = 0.2, .frac_b_only = 0.2,
+};
+
+typedef struct {
+    mm_data_config data;
+    double *proto;           // (C, Z)
+    double *wa, *wb;         // (feat_a, Z), (feat_b, Z)
+    double gscale, wscale;   // √3 / 2^24 (Irwin–Hall of 4 to unit variance), 1/√Z
+    uint32_t thr_a, thr_ab;  // mode thresholds on a 24-bit uniform
+    fusion f;
+    linear_params proj_a, dproj_a, proj_b, dproj_b, head, dhead;
+    float *xa, *xb;          // (B, feat_a), (B, feat_b) the records' a and b, contiguous
+    float *pa, *dpa;         // (B, D) projected a, and its gradient
+    float *pb, *dpb;         // (B, D)
+    float *fused, *dfused;   // (B, D) the method's output, and its gradient
+    float *h, *dh;           // (B, D) after dropout, and its gradient
+} mm_self;
+
+// ---- the generator ----
+
+static fb_rng_key mm_data_key(const model *m, uint32_t k) {
+    return (fb_rng_key){.seed = m->c.seed, .step = 0, .site = MM_SITE_DATA + k};
+}
+
+// Approximately N(0, 1): (Σ of the block's four 24-bit integers − 2·2^24) · √3 / 2^24, exact in
+// double until the final multiply.
+static double mm_gauss(const mm_self *s, const fb_rng_key *key, uint64_t block) {
+    uint32_t w[4];
+    philox4x32_10(key, block, w);
+    int64_t sum = (int64_t)(w[0] >> 8) + (w[1] >> 8) + (w[2] >> 8) + (w[3] >> 8) - 2 * 16777216;
+    return (double)sum * s->gscale;
+}
+
+static void mm_data_setup(const model *m, mm_self *s) {
+    const int Z = s->data.latent, C = m->c.classes;
+    s->gscale = sqrt(3.0) / 16777216.0;
+    s->wscale = 1.0 / sqrt((double)Z);
+    s->thr_a = (uint32_t)(s->data.frac_a_only * 16777216.0);
+    s->thr_ab = (uint32_t)((s->data.frac_a_only + s->data.frac_b_only) * 16777216.0);
+    fb_rng_key kp = mm_data_key(m, DATA_PROTO), ka = mm_data_key(m, DATA_WA), kb = mm_data_key(m, DATA_WB);
+    for (int i = 0; i < C * Z; i++) s->proto[i] = mm_gauss(s, &kp, (uint64_t)i);
+    for (int i = 0; i < m->c.feat_a * Z; i++) s->wa[i] = mm_gauss(s, &ka, (uint64_t)i) * s->wscale;
+    for (int i = 0; i < m->c.feat_b * Z; i++) s->wb[i] = mm_gauss(s, &kb, (uint64_t)i) * s->wscale;
+}
+
+// One modality: z = [signal · μ_code] + noise · ε, x = W z + feature_noise · η (double, fixed order).
+static void mm_modality(const mm_self *s, const fb_rng_key *kz, const fb_rng_key *kf, uint64_t index,
+                        int informative, int code, const double *w, int n, float *x) {
+    const int Z = s->data.latent;
+    double z[64];
+    for (int k = 0; k < Z; k++) {
+        double mean = informative ? s->data.signal * s->proto[(size_t)code * Z + k] : 0.0;
+        z[k] = mean + s->data.noise * mm_gauss(s, kz, index * (uint64_t)Z + (uint64_t)k);
+    }
+    for (int j = 0; j < n; j++) {
+        double acc = 0.0;
+        for (int k = 0; k < Z; k++) acc += w[(size_t)j * Z + k] * z[k];
+        x[j] = (float)(acc + s->data.feature_noise * mm_gauss(s, kf, index * (uint64_t)n + (uint64_t)j));
+    }
+}
+
+static void mm_sample(const model *m, uint64_t index, float *x, float *y) {
+    const mm_self *s = m->self;
+    const int C = m->c.classes;
+    fb_rng_key km = mm_data_key(m, DATA_MODE);
+    uint32_t w[4];
+    philox4x32_10(&km, index, w);
+    const uint32_t u = w[0] >> 8;
+    const int ua = (int)(((uint64_t)(w[1] >> 8) * (uint64_t)C) >> 24);
+    const int ub = (int)(((uint64_t)(w[2] >> 8) * (uint64_t)C) >> 24);
+    const int inf_a = u >= s->thr_a && u < s->thr_ab ? 0 : 1;   // b_only: a carries no signal
+    const int inf_b = u < s->thr_a ? 0 : 1;                     // a_only: b carries no signal
+    const int label = !inf_b ? ua : !inf_a ? ub : (ua + ub) % C;
+    fb_rng_key kza = mm_data_key(m, DATA_ZA), kzb = mm_data_key(m, DATA_ZB);
+    fb_rng_key kfa = mm_data_key(m, DATA_FA), kfb = mm_data_key(m, DATA_FB);
+    mm_modality(s, &kza, &kfa, index, inf_a, ua, s->wa, m->c.feat_a, x);
+    mm_modality(s, &kzb, &kfb, index, inf_b, ub, s->wb, m->c.feat_b, x + m->c.feat_a);
+    y[0] = (float)label;
+    y[1] = (float)inf_a;
+    y[2] = (float)inf_b;
+}
+
+// ---- the model ----
+
+static int mm_fits(const fusion_method *method, char *why, size_t size) {
+    if (method->kind == FUSION_VECTOR) return 0;
+    snprintf(why, size, "%s is a sequence method; this scenario fuses one projected vector per modality, "
+             "a (B, D) and b (B, D)", method->name);
+    return -1;
+}
+
+static void mm_destroy(model *m) {
+    mm_self *s = m->self;
+    if (!s) return;
+    fusion_destroy(&s->f);
+    free(s->proto); free(s->wa); free(s->wb);
+    free(s);
+    m->self = NULL;
+}
+
+static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
+    model_config *c = &m->c;
+    if (!c->D) c->D = MM_D;
+    if (!c->classes) c->classes = MM_CLASSES;
+    if (!c->feat_a) c->feat_a = MM_FEAT_A;
+    if (!c->feat_b) c->feat_b = MM_FEAT_B;
+    if (!c->layers) c->layers = MM_LAYERS;
+    FB_REQUIRE(c->B > 0 && c->D > 0 && c->feat_a > 0 && c->feat_b > 0, FB_ERR_SHAPE,
+               "multimodal: sizes B=%d D=%d feat_a=%d feat_b=%d must all be > 0", c->B, c->D, c->feat_a, c->feat_b);
+    FB_REQUIRE(c->classes >= 2, FB_ERR_CONFIG, "multimodal: classes=%d must be >= 2", c->classes);
+    FB_REQUIRE(c->dropout >= 0.0f && c->dropout < 1.0f, FB_ERR_CONFIG, "multimodal: dropout %g outside [0, 1)",
+               (double)c->dropout);
+    const int B = c->B, D = c->D;
+    m->in_stride = c->feat_a + c->feat_b;
+    m->y_stride = MM_Y_STRIDE;
+    m->out_dim = c->classes;
+    m->n_terms = 2;
+    m->term_names[0] = "ce";
+    m->term_names[1] = "aux";
+
+    mm_self *s = calloc(1, sizeof *s);
+    FB_REQUIRE(s, FB_ERR_ALLOC, "multimodal: no memory for the model state");
+    m->self = s;
+    s->data = mm_data_defaults;
+    const int Z = s->data.latent;
+    s->proto = malloc((size_t)c->classes * Z * sizeof(double));
+    s->wa = malloc((size_t)c->feat_a * Z * sizeof(double));
+    s->wb = malloc((size_t)c->feat_b * Z * sizeof(double));
+    FB_REQUIRE(s->proto && s->wa && s->wb, FB_ERR_ALLOC, "multimodal: no memory for the generator (C=%d, Z=%d)",
+               c->classes, Z);
+    mm_data_setup(m, s);
+
+    if (linear_declare(P, "proj_a", c->feat_a, D, 1, &s->proj_a, &s->dproj_a) < 0) return FB_ERR_SHAPE;
+    if (linear_declare(P, "proj_b", c->feat_b, D, 1, &s->proj_b, &s->dproj_b) < 0) return FB_ERR_SHAPE;
+    fusion_config fc = fusion_default_config(B, 1, 1, D, D);
+    if (c->H) fc.H = c->H;
+    fc.F = c->F;
+    fc.layers = c->layers;
+    fc.dropout = c->dropout;
+    fc.variant = c->variant;
+    fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = 0};   // fusion point #0
+    FB_TRY(fusion_create(&s->f, m->method, &fc, P, A));
+    if (linear_declare(P, "head", D, c->classes, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
+
+    const struct { const char *name; int cols; float **x, **dx; } acts[] = {
+        {"xa", c->feat_a, &s->xa, NULL}, {"xb", c->feat_b, &s->xb, NULL},
+        {"pa", D, &s->pa, &s->dpa}, {"pb", D, &s->pb, &s->dpb},
+        {"fused", D, &s->fused, &s->dfused}, {"h", D, &s->h, &s->dh},
+    };
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+        if (fb_layout_add(A, "multimodal", acts[i].name, 2, (int[]){B, acts[i].cols}, FB_INIT_ZERO, 0, acts[i].x,
+                          acts[i].dx) < 0)
+            return FB_ERR_SHAPE;
+    return FB_OK;
+}
+
+static fb_status mm_batch_check(const model *m, const model_batch *b) {
+    FB_REQUIRE(b->B > 0 && b->B <= m->c.B, FB_ERR_SHAPE, "multimodal: batch of %d rows outside [1, B=%d]", b->B,
+               m->c.B);
+    FB_REQUIRE(b->x, FB_ERR_SHAPE, "multimodal: batch without inputs");
+    return FB_OK;
+}
+
+static void mm_set_batch(mm_self *s, const model_batch *b) {
+    s->f.c.B = b->B;
+    s->f.c.training = b->training;
+    s->f.c.rng.step = b->step;
+}
+
+static fb_rng_key mm_dropout_key(const model *m, const model_batch *b) {
+    return (fb_rng_key){.seed = m->c.seed, .step = b->step, .site = MM_SITE_DROPOUT};
+}
+
+static fb_status mm_forward(model *m, const model_batch *b, float *out) {
+    FB_TRY(mm_batch_check(m, b));
+    mm_self *s = m->self;
+    const int B = b->B, D = m->c.D, fa = m->c.feat_a, fb = m->c.feat_b, stride = m->in_stride;
+    #pragma omp parallel for schedule(static) if ((size_t)B * stride > FB_OMP_MIN_WORK)
+    for (int i = 0; i < B; i++) {
+        const float *x = b->x + (size_t)i * stride;
+        memcpy(s->xa + (size_t)i * fa, x, (size_t)fa * sizeof(float));
+        memcpy(s->xb + (size_t)i * fb, x + fa, (size_t)fb * sizeof(float));
+    }
+    FB_TRY(linear_forward(s->pa, s->xa, &s->proj_a, B, fa, D));
+    FB_TRY(linear_forward(s->pb, s->xb, &s->proj_b, B, fb, D));
+    mm_set_batch(s, b);
+    FB_TRY(fusion_forward(&s->f, s->fused, s->pa, s->pb));
+    const fb_rng_key key = mm_dropout_key(m, b);
+    FB_TRY(dropout_forward(s->h, s->fused, (size_t)B * D, m->c.dropout, &key, b->first * (uint64_t)D, b->training));
+    return linear_forward(out, s->h, &s->head, B, D, m->c.classes);
+}
+
+static fb_status mm_backward(model *m, const model_batch *b, const float *dout) {
+    FB_TRY(mm_batch_check(m, b));
+    FB_REQUIRE(dout, FB_ERR_SHAPE, "multimodal: backward without an output gradient");
+    mm_self *s = m->self;
+    const int B = b->B, D = m->c.D;
+    const size_t n = (size_t)B * D;
+    memset(s->dh, 0, n * sizeof(float));
+    memset(s->dfused, 0, n * sizeof(float));
+    memset(s->dpa, 0, n * sizeof(float));
+    memset(s->dpb, 0, n * sizeof(float));
+    FB_TRY(linear_backward(s->dh, &s->dhead, dout, s->h, &s->head, B, D, m->c.classes));
+    const fb_rng_key key = mm_dropout_key(m, b);
+    FB_TRY(dropout_backward(s->dfused, s->dh, n, m->c.dropout, &key, b->first * (uint64_t)D, b->training));
+    mm_set_batch(s, b);
+    FB_TRY(fusion_backward(&s->f, s->dpa, s->dpb, s->dfused, s->pa, s->pb));
+    FB_TRY(linear_backward(NULL, &s->dproj_a, s->dpa, s->xa, &s->proj_a, B, m->c.feat_a, D));
+    return linear_backward(NULL, &s->dproj_b, s->dpb, s->xb, &s->proj_b, B, m->c.feat_b, D);
+}
+
+// CE per row (one kernel call per row, grad_scale 1/N): each row's loss and gradient bits are the
+// same whatever range it is computed in; the range's terms are (1/N) Σ of its rows in row order.
+static fb_status mm_loss(const model *m, const float *out, const float *y, int N, int r0, int r1,
+                         int pair_block, double *terms, float *dout_rows) {
+    const int C = m->c.classes;
+    FB_REQUIRE(N > 0 && r0 >= 0 && r0 < r1 && r1 <= N, FB_ERR_SHAPE,
+               "multimodal: loss rows [%d, %d) outside [0, N=%d) or empty", r0, r1, N);
+    FB_REQUIRE(pair_block >= 0, FB_ERR_CONFIG, "multimodal: pair_block %d < 0", pair_block);
+    FB_REQUIRE(out && y && terms, FB_ERR_SHAPE, "multimodal: loss without outputs, targets or terms");
+    const float scale = (float)(1.0 / N);
+    if (dout_rows) memset(dout_rows, 0, (size_t)(r1 - r0) * C * sizeof(float));
+    double sum = 0.0;
+    for (int i = r0; i < r1; i++) {
+        const float yl = y[(size_t)i * m->y_stride];
+        FB_REQUIRE(yl >= 0.0f && yl < (float)C && yl == floorf(yl), FB_ERR_CONFIG,
+                   "multimodal: label %g of row %d is not a class in [0, %d)", (double)yl, i, C);
+        const int32_t label = (int32_t)yl;
+        double row;
+        FB_TRY(cross_entropy_loss(&row, dout_rows ? dout_rows + (size_t)(i - r0) * C : NULL, out + (size_t)i * C,
+                                  &label, 1, C, scale));
+        sum += row;
+    }
+    terms[0] = sum / N;
+    const mm_self *s = m->self;
+    terms[1] = (r0 == 0 && s->f.diag.aux_loss_returned) ? (double)s->f.diag.aux_loss : 0.0;
+    return FB_OK;
+}
+
+const scenario scenario_multimodal = {
+    .name = "multimodal",
+    .source = "002",
+    .description = "two backbone feature vectors projected to D, fused, dropout, classification head; "
+                   "cross-entropy (+ the method's returned auxiliary loss)",
+    .fits = mm_fits,
+    .create = mm_create,
+    .sample = mm_sample,
+    .forward = mm_forward,
+    .backward = mm_backward,
+    .loss = mm_loss,
+    .destroy = mm_destroy,
+};
