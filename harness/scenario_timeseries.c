@@ -302,6 +302,8 @@ static int ts_fits(const fusion_method *fm, char *why, size_t size) {
     int ok = 0;
     if (st != FB_OK)
         snprintf(why, size, "it does not take the scenario's streams: %s", fb_last_error());
+    else if (fm->b_onehot)
+        snprintf(why, size, "its b is one-hot category indicators; the celestial stream is continuous features");
     else if (fm->kind == FUSION_SEQUENCE && f.out_positions != S)
         snprintf(why, size, "it pools the %d positions into %d, the forecaster needs one row per time step", S,
                  f.out_positions);

@@ -11,10 +11,6 @@
 #include "testutil.h"
 #include "../harness/model.h"
 
-// model.c's scenario table names all three scenarios; until the other two land, weak empty ones
-// let this test link (a real definition in the library takes precedence when it is linked in).
-__attribute__((weak)) const scenario scenario_timeseries = {.name = "timeseries (missing)"};
-__attribute__((weak)) const scenario scenario_microbiome = {.name = "microbiome (missing)"};
 
 typedef struct {
     model m;

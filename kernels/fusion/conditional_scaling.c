@@ -192,7 +192,7 @@ static double cscale_flops(const fusion *f, int backward) {
 }
 
 const fusion_method fusion_conditional_scaling = {
-    .name = "conditional_scaling", .source = "003", .kind = FUSION_SEQUENCE, .typical_E = 8,
+    .name = "conditional_scaling", .source = "003", .kind = FUSION_SEQUENCE, .typical_E = 8, .b_onehot = 1,
     .variants = {"default", NULL},
     .formula = "y = a;  for each column k: y = y * (b_k Scale_k) + b_k Bias_k  (b_k one-hot: a lookup)",
     .create = cscale_create, .forward = cscale_forward, .backward = cscale_backward, .flops = cscale_flops,

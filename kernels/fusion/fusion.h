@@ -58,6 +58,9 @@ typedef struct {
     // Width of b in the source system, for default benchmark shapes (0: the same as D). 003's
     // categorical inputs are Embedding(card, 16) per column: 16 per token, 16 x 8 columns pooled.
     int typical_E;
+    // 1 when b holds one-hot (or soft) category indicators, (B, T = columns, E = categories),
+    // rather than features: a model must then feed it indicators, not embeddings.
+    int b_onehot;
     // Fills defaults into f->c, validates it, declares parameters (into P, with gradients) and
     // activations (into A, with their gradients), allocates f->self. Layouts are allocated after.
     fb_status (*create)(fusion *f, fb_layout *P, fb_layout *A);
