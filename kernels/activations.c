@@ -1,5 +1,7 @@
-// Element-wise activations (PyTorch semantics). Each element is independent, so splitting the
-// range over threads cannot change a result: any thread count gives the same bits.
+// Element-wise activations (PyTorch semantics). Each element is independent, and vecmath.h's vector
+// and scalar forms agree bit for bit, so splitting the range over threads cannot change a result:
+// any thread count gives the same bits. GELU, sigmoid and tanh run vecmath.h's vector forms over
+// chunks of FB_ACT_CHUNK elements (the last one ragged: a padded vector).
 #include "activations.h"
 #include <string.h>
 
@@ -22,6 +24,32 @@ int fb_activation_parse(const char *name) {
 
 #define FB_ACT_PARALLEL _Pragma("omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)")
 
+#define FB_ACT_CHUNK 1024   // elements per parallel chunk (a multiple of every FB_VL)
+
+// out[i] = FN(inp[i]) (FN a vector function), i < n; out may alias inp.
+#define FB_ACT_MAP(out, inp, n, FN)                                                         \
+    do {                                                                                    \
+        const size_t nc_ = ((n) + FB_ACT_CHUNK - 1) / FB_ACT_CHUNK;                         \
+        _Pragma("omp parallel for schedule(static) if (n > FB_OMP_MIN_WORK)")               \
+        for (size_t c_ = 0; c_ < nc_; c_++) {                                               \
+            const size_t lo_ = c_ * FB_ACT_CHUNK;                                           \
+            const size_t hi_ = lo_ + FB_ACT_CHUNK < (n) ? lo_ + FB_ACT_CHUNK : (n);         \
+            FB_VM_MAP(out, inp, lo_, hi_, FN);                                              \
+        }                                                                                   \
+    } while (0)
+
+// dx[i] += gelu'(x[i]) * dy[i]
+static inline void gelu_backward_range(float *restrict dx, const float *restrict dy, const float *restrict x,
+                                       size_t lo, size_t hi) {
+    size_t i = lo;
+    for (; i + FB_VL <= hi; i += FB_VL)
+        fbv_store(dx + i, fbv_load(dx + i) + fbv_gelu_grad(fbv_load(x + i)) * fbv_load(dy + i));
+    if (i < hi) {
+        const size_t r = hi - i;
+        fbv_storen(dx + i, fbv_loadn(dx + i, r, 0.0f) + fbv_gelu_grad(fbv_loadn(x + i, r, 0.0f)) * fbv_loadn(dy + i, r, 0.0f), r);
+    }
+}
+
 fb_status activation_forward(fb_activation a, float *out, const float *inp, size_t n) {
     FB_REQUIRE((int)a >= 0 && a < FB_ACT_COUNT, FB_ERR_CONFIG, "activation: unknown activation %d", (int)a);
     FB_REQUIRE(n > 0, FB_ERR_SHAPE, "activation %s: n=%zu must be > 0", fb_activation_names[a], n);
@@ -37,16 +65,13 @@ fb_status activation_forward(fb_activation a, float *out, const float *inp, size
         for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
         break;
     case FB_ACT_GELU:
-        FB_ACT_PARALLEL
-        for (size_t i = 0; i < n; i++) out[i] = fb_gelu(inp[i]);
+        FB_ACT_MAP(out, inp, n, fbv_gelu);
         break;
     case FB_ACT_SIGMOID:
-        FB_ACT_PARALLEL
-        for (size_t i = 0; i < n; i++) out[i] = fb_sigmoid(inp[i]);
+        FB_ACT_MAP(out, inp, n, fbv_sigmoid);
         break;
     case FB_ACT_TANH:
-        FB_ACT_PARALLEL
-        for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+        FB_ACT_MAP(out, inp, n, fbv_tanh);
         break;
     default:
         break;
@@ -77,10 +102,13 @@ fb_status activation_backward(fb_activation a, float *dinp, const float *dout, c
         FB_ACT_PARALLEL
         for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
         break;
-    case FB_ACT_GELU:
-        FB_ACT_PARALLEL
-        for (size_t i = 0; i < n; i++) dx[i] += fb_gelu_grad(x[i]) * dy[i];
+    case FB_ACT_GELU: {
+        const size_t nc = (n + FB_ACT_CHUNK - 1) / FB_ACT_CHUNK;
+        #pragma omp parallel for schedule(static) if (n > FB_OMP_MIN_WORK)
+        for (size_t c = 0; c < nc; c++)
+            gelu_backward_range(dx, dy, x, c * FB_ACT_CHUNK, c * FB_ACT_CHUNK + FB_ACT_CHUNK < n ? c * FB_ACT_CHUNK + FB_ACT_CHUNK : n);
         break;
+    }
     case FB_ACT_SIGMOID:
         // torch's sigmoid_backward: dout * (1 - y) * y
         FB_ACT_PARALLEL

@@ -22,6 +22,7 @@
 #include <string.h>
 #include "linear.h"
 #include "softmax.h"
+#include "vecmath.h"
 
 int mha_loop_work = 128;   // measured crossover (one thread, dh 8..32): loops win below ~200
 
@@ -139,44 +140,45 @@ static void small_gemm(int transa, int transb, int M, int N, int K, float alpha,
 
 // Masked softmax of each row of P (S, T) in place; mask (T), 1 = ignore, may be NULL. A row with
 // every key masked becomes zeros (torch: NaN). (Inline rather than softmax_forward: a library call
-// here would open a nested OpenMP region, i.e. a team allocation, per head.)
+// here would open a nested OpenMP region, i.e. a team allocation, per head.) exp is vecmath.h's;
+// the row sum uses its fixed 32-lane pattern, so nothing depends on the thread count.
 static void head_softmax(float *P, const uint8_t *mask, int S, int T) {
     for (int s = 0; s < S; s++) {
         float *row = P + (size_t)s * T;
+        if (mask)
+            for (int t = 0; t < T; t++)
+                if (mask[t]) row[t] = -INFINITY;
         float mx = -INFINITY;
-        for (int t = 0; t < T; t++) {
-            if (mask && mask[t]) row[t] = -INFINITY;
-            else if (row[t] > mx) mx = row[t];
-        }
+        #pragma omp simd reduction(max : mx)
+        for (int t = 0; t < T; t++) mx = row[t] > mx ? row[t] : mx;
         if (mx == -INFINITY) {
             memset(row, 0, (size_t)T * sizeof(float));
             continue;
         }
-        float sum = 0.0f;
-        for (int t = 0; t < T; t++) {
-            row[t] = expf(row[t] - mx);   // exp(-inf) = 0 for masked keys
-            sum += row[t];
-        }
-        const float inv = 1.0f / sum;
-        for (int t = 0; t < T; t++) row[t] *= inv;
+        int t = 0;   // exp(-inf) = 0 for masked keys
+        for (; t + FB_VL <= T; t += FB_VL) fbv_store(row + t, fbv_exp(fbv_load(row + t) - mx));
+        if (t < T) fbv_storen(row + t, fbv_exp(fbv_loadn(row + t, (size_t)(T - t), 0.0f) - mx), (size_t)(T - t));
+        const float inv = 1.0f / fb_row_sum(row, T);
+        #pragma omp simd
+        for (int u = 0; u < T; u++) row[u] *= inv;
     }
 }
 
 // out (n) = dropout(in) with dropout.c's mask and scaling, bit for bit: element j = first + i of
-// the site is kept iff fb_uniform(key, j) >= p, one Philox block per four consecutive elements.
-// (Inline for the same reason as head_softmax.) out may alias in.
+// the site is kept iff fb_uniform(key, j) >= p, i.e. iff (Philox word j >> 8) >= the threshold.
+// (Inline for the same reason as head_softmax: fb_philox_words is serial.) out may alias in.
 static void head_dropout(float *out, const float *in, size_t n, float p, const fb_rng_key *key, uint64_t first) {
+    enum { CHUNK = 1024 };
     const float scale = 1.0f / (1.0f - p);
-    uint32_t w[4];
-    uint64_t blk = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t j = first + i;
-        if (j >> 2 != blk) {
-            blk = j >> 2;
-            philox4x32_10(key, blk, w);
-        }
-        const float u = (float)(w[j & 3] >> 8) * (1.0f / 16777216.0f);   // rng.c's u32_to_unit
-        out[i] = u >= p ? in[i] * scale : 0.0f;
+    const uint32_t thr = fb_uniform_threshold(p);
+    uint32_t w[CHUNK];
+    for (size_t lo = 0; lo < n; lo += CHUNK) {
+        const size_t len = n - lo < CHUNK ? n - lo : CHUNK;
+        fb_philox_words(w, key, first + lo, len);
+        float *o = out + lo;
+        const float *x = in + lo;
+        #pragma omp simd
+        for (size_t k = 0; k < len; k++) o[k] = (w[k] >> 8) >= thr ? x[k] * scale : 0.0f;
     }
 }
 
@@ -282,8 +284,8 @@ fb_status mha_backward(float *dquery, float *dkey, float *dvalue, mha_params *g,
             for (int s = 0; s < S; s++) {   // softmax backward; masked keys have P = 0, so dA = 0
                 float *d = dA + (size_t)s * T;
                 const float *o = P + (size_t)s * T;
-                float dot = 0.0f;
-                for (int t = 0; t < T; t++) dot += d[t] * o[t];
+                const float dot = fb_row_dot(d, o, T);
+                #pragma omp simd
                 for (int t = 0; t < T; t++) d[t] = o[t] * (d[t] - dot);
             }
             head_gemm(small, 0, 0, S, dh, T, scale, dA, T, a->k + ko, D, da->q + qo, D);  // dq_h = dA k_h/√dh

@@ -1,13 +1,14 @@
 // Inverted dropout with a Philox mask: element j of the site (j = first + i) is kept iff
-// fb_uniform(key, j) >= p. One Philox call yields the uniforms of four consecutive elements
-// (block j / 4), so the loops run over blocks and use all four words; the values are those
-// fb_uniform returns (same block, same word, same conversion), which the tests check.
+// fb_uniform(key, j) >= p. The mask comes from fb_philox_words (16 Philox blocks per AVX-512 step)
+// compared as integers with fb_uniform_threshold(p), which is exactly the float comparison
+// fb_uniform(key, j) >= p (the tests check it against fb_uniform). Work is split in chunks of
+// DROPOUT_CHUNK elements aligned to the site's index; a value depends only on (key, j), so the
+// thread split cannot change a bit.
 #include "dropout.h"
 #include <math.h>
 #include <string.h>
 
-// Must match rng.c's u32_to_unit: the top 24 bits, scaled to [0, 1).
-static inline float dropout_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
+#define DROPOUT_CHUNK 2048   // elements per chunk (8 KiB of Philox words on the stack)
 
 static fb_status dropout_check(const void *a, const void *b, size_t n, float p, const fb_rng_key *key) {
     FB_REQUIRE(n > 0, FB_ERR_SHAPE, "dropout: n=%zu must be > 0", n);
@@ -17,22 +18,22 @@ static fb_status dropout_check(const void *a, const void *b, size_t n, float p, 
     return FB_OK;
 }
 
-// Calls BODY(i, keep) for every i in [0, n) with keep = (fb_uniform(key, first + i) >= p).
-// Blocks are independent, so any thread split gives the same result.
-#define DROPOUT_FOR_EACH(BODY)                                                              \
+// For each chunk of the site's index range (elements lo .. lo+len-1 of the buffers, at most
+// DROPOUT_CHUNK): fills w[0..len) with the chunk's Philox words and runs LOOP, which reads w[k]
+// for element lo + k.
+#define DROPOUT_FOR_EACH_CHUNK(LOOP)                                                        \
     do {                                                                                    \
-        const uint64_t b_lo = first >> 2, b_hi = (first + n + 3) >> 2, end = first + n;    \
+        const uint64_t base_ = first & ~(uint64_t)(DROPOUT_CHUNK - 1), end_ = first + n;    \
+        const uint64_t nchunks_ = (end_ - base_ + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;       \
         _Pragma("omp parallel for schedule(static) if (n > FB_OMP_MIN_WORK)")               \
-        for (uint64_t blk = b_lo; blk < b_hi; blk++) {                                     \
-            uint32_t w[4];                                                                  \
-            philox4x32_10(key, blk, w);                                                     \
-            for (int k = 0; k < 4; k++) {                                                   \
-                const uint64_t j = 4 * blk + (uint64_t)k;                                   \
-                if (j < first || j >= end) continue;                                        \
-                const size_t i = (size_t)(j - first);                                       \
-                const int keep = dropout_unit(w[k]) >= p;                                   \
-                BODY;                                                                       \
-            }                                                                               \
+        for (uint64_t c_ = 0; c_ < nchunks_; c_++) {                                        \
+            uint64_t j0_ = base_ + c_ * DROPOUT_CHUNK, j1_ = j0_ + DROPOUT_CHUNK;            \
+            if (j0_ < first) j0_ = first;                                                   \
+            if (j1_ > end_) j1_ = end_;                                                     \
+            uint32_t w[DROPOUT_CHUNK];                                                      \
+            fb_philox_words(w, key, j0_, (size_t)(j1_ - j0_));                              \
+            const size_t lo = (size_t)(j0_ - first), len = (size_t)(j1_ - j0_);             \
+            LOOP;                                                                           \
         }                                                                                   \
     } while (0)
 
@@ -48,8 +49,14 @@ fb_status dropout_forward(float *out, const float *inp, size_t n, float p, const
         return FB_OK;
     }
     const float scale = 1.0f / (1.0f - p);
-    // out may alias inp: element i is read before it is written.
-    DROPOUT_FOR_EACH(out[i] = keep ? inp[i] * scale : 0.0f);
+    const uint32_t thr = fb_uniform_threshold(p);
+    // out may alias inp: element i is read before it is written (`simd` allows it).
+    DROPOUT_FOR_EACH_CHUNK({
+        float *o = out + lo;
+        const float *x = inp + lo;
+        _Pragma("omp simd")
+        for (size_t k = 0; k < len; k++) o[k] = (w[k] >> 8) >= thr ? x[k] * scale : 0.0f;
+    });
     return FB_OK;
 }
 
@@ -64,6 +71,12 @@ fb_status dropout_backward(float *dinp, const float *dout, size_t n, float p, co
     }
     if (p == 1.0f) return FB_OK;  // every gradient is zero
     const float scale = 1.0f / (1.0f - p);
-    DROPOUT_FOR_EACH(if (keep) dinp[i] += dout[i] * scale);
+    const uint32_t thr = fb_uniform_threshold(p);
+    DROPOUT_FOR_EACH_CHUNK({
+        float *restrict g = dinp + lo;
+        const float *restrict d = dout + lo;
+        _Pragma("omp simd")   // dropped elements keep their bits (a -0 stays -0)
+        for (size_t k = 0; k < len; k++) g[k] = (w[k] >> 8) >= thr ? g[k] + d[k] * scale : g[k];
+    });
     return FB_OK;
 }

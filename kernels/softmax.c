@@ -6,6 +6,7 @@
 #include "softmax.h"
 #include <math.h>
 #include <string.h>
+#include "vecmath.h"
 
 // Row sums use 32 lanes held in four 8-float vectors (GCC/Clang vector extension; four
 // accumulators hide the add latency), as in layernorm.c: whole blocks of 32 go to vectors 0..3,
@@ -83,7 +84,11 @@ fb_status softmax_forward(float *out, const float *inp, int N, int C) {
             memset(o, 0, (size_t)C * sizeof(float));
             continue;
         }
-        for (int j = 0; j < C; j++) o[j] = expf(x[j] - m);
+        {   // o = exp(x - m): vecmath.h's exp, whole vectors then one padded vector
+            int j = 0;
+            for (; j + FB_VL <= C; j += FB_VL) fbv_store(o + j, fbv_exp(fbv_load(x + j) - m));
+            if (j < C) fbv_storen(o + j, fbv_exp(fbv_loadn(x + j, (size_t)(C - j), 0.0f) - m), (size_t)(C - j));
+        }
         const float inv = 1.0f / row_sum(o, C);
         #pragma omp simd
         for (int j = 0; j < C; j++) o[j] *= inv;
