@@ -58,14 +58,14 @@ static fb_status gmu_forward(fusion *f, float *out, const float *a, const float 
         float *restrict hs = s->hs;
         #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
         for (size_t i = 0; i < n; i++) {
-            float ys = tanhf(hs[i]), yc = tanhf(hc[i]), g = fb_sigmoid(z[i]);
+            float ys = fb_tanh(hs[i]), yc = fb_tanh(hc[i]), g = fb_sigmoid(z[i]);
             hs[i] = ys; hc[i] = yc; z[i] = g;
             out[i] = yc + g * (ys - yc);
         }
     } else {
         #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
         for (size_t i = 0; i < n; i++) {
-            float yc = tanhf(hc[i]), g = fb_sigmoid(z[i]);
+            float yc = fb_tanh(hc[i]), g = fb_sigmoid(z[i]);
             hc[i] = yc; z[i] = g;
             out[i] = a[i] + g * yc;
         }
