@@ -208,7 +208,7 @@ static fb_status dropout_setup(bench_case *c) {
     int N = c->s->B * c->s->S, D = c->s->D;
     simple_block *b = simple_new(c, N, D, D);
     if (!b) return fb_fail(FB_ERR_ALLOC, "dropout block");
-    b->key = (fb_rng_key){ INIT_SEED, 1, 1 };
+    b->key = (fb_rng_key){ .seed = INIT_SEED, .step = 1, .site = 1 };
     snprintf(c->shape, sizeof c->shape, "(%d,%d) p=%g", N, D, c->s->dropout);
     return FB_OK;
 }
@@ -255,7 +255,7 @@ static composite_block *composite_new(bench_case *c) {
     b->S = s->S;
     b->T = s->T;
     b->E = s->E;
-    b->key = (fb_rng_key){ INIT_SEED, 1, 0 };
+    b->key = (fb_rng_key){ .seed = INIT_SEED, .step = 1, .site = 0 };
     act(c, "x", 3, (int[]){ s->B, s->S, s->D }, FB_INIT_NORMAL, &b->x, &b->dx);
     act(c, "y", 3, (int[]){ s->B, s->S, s->D }, FB_INIT_ZERO, &b->y, NULL);
     act(c, "dy", 3, (int[]){ s->B, s->S, s->D }, FB_INIT_NORMAL, &b->dy, NULL);

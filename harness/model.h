@@ -54,6 +54,7 @@ typedef struct {
     const char *name;           // "timeseries", "multimodal", "microbiome"
     const char *source;         // "000", "002", "003"
     const char *description;
+    const char *default_method; // the fusion method its source system ships (fusebench train's default)
     // 0 when the method fits the scenario; -1 with a reason in `why` otherwise.
     int (*fits)(const fusion_method *method, char *why, size_t size);
     // Fills defaults into m->c, checks it, sets in_stride / y_stride / out_dim / term names, and
@@ -79,8 +80,21 @@ struct model {
     int in_stride, y_stride, out_dim;
     int n_terms;
     const char *term_names[MODEL_MAX_TERMS];   // e.g. "huber", "unifrac"
+    int term_pairwise[MODEL_MAX_TERMS];        // 1: a mean over pairs of rows (the strategies scale
+                                               // it for the block-diagonal pair scope)
     void *self;                                // the scenario's private struct
+    // Set by the harness before backward (NULL: none). A scenario's backward calls
+    // model_grads_ready(m, k) whenever the gradients of every parameter tensor with index >= k (in
+    // the parameter layout's declaration order) are final, so gradient buckets can be reduced while
+    // backward goes on (DDP). Calls must be monotone (k never grows); the harness treats the end of
+    // backward as k = 0 whatever was signalled.
+    void (*grads_ready)(void *ctx, int first_final_tensor);
+    void *grads_ready_ctx;
 };
+
+static inline void model_grads_ready(const model *m, int first_final_tensor) {
+    if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, first_final_tensor);
+}
 
 extern const scenario scenario_timeseries, scenario_multimodal, scenario_microbiome;
 const scenario *scenario_find(const char *name);

@@ -96,14 +96,13 @@
 // two y records' ids alone; checked on SOURCE-SYSTEMS.md's worked example in the test). The datasets
 // issue replaces it with Striped UniFrac matrices.
 //
-// Randomness (kernels/rng.h) and row decomposition: every dropout mask of the model's own blocks is
-// a function of (seed, step, global row = first + i): the transformer layers run one sample per
-// call with a per-row seed (encoder_layer.h has no row offset), the categorical dropout passes
-// first · K·E. So rows [k, N) run with first = k reproduce the one-process rows — except inside a
-// fusion method with its own randomness (dropout, sampled routes), whose masks follow the local row
-// (fusion_config has no row offset).
-// Threads: the per-sample layer calls are serial; the kernels parallelise inside (above their
-// thresholds); every accumulation has a fixed order, so results do not depend on the thread count.
+// Randomness (kernels/rng.h) and row decomposition: every random draw is a function of (seed,
+// step, site, global row = first + i): each key handed to a kernel carries row0 = first (the
+// transformer layers run on the whole local batch, the categorical dropout takes a sample's (K, E)
+// block as one row), and so does the fusion point's c.rng (the method's dropout, sampled routes and
+// modality masks). So rows [k, N) run with first = k reproduce the one-process rows.
+// Threads: the kernels parallelise inside (above their thresholds); every accumulation has a fixed
+// order, so results do not depend on the thread count.
 #include "model.h"
 #include <math.h>
 #include <stdio.h>
@@ -152,8 +151,9 @@ enum { MB_SEQ, MB_POOL, MB_VEC };
 typedef struct {
     encoder_layer_config cfg;
     encoder_layer_params p, g;
-    encoder_layer_acts *a, *da;   // [B]: one set per sample, declared with B = 1
+    encoder_layer_acts a, da;     // for B samples
     float *out, *dout;            // (B, S, D)
+    int first_param;              // index of its first parameter tensor (model_grads_ready)
 } mb_layer;
 
 typedef struct {                  // `layers` pre-norm layers + a final LayerNorm
@@ -172,6 +172,7 @@ typedef struct {                  // AttentionPooling
     float *pre, *dpre;            // (B, D) Σ a_i h_i
     float *mean, *rstd;           // (B)
     float *out, *dout;            // (B, D)
+    int first_param;
 } mb_pool;
 
 typedef struct {
@@ -200,6 +201,8 @@ typedef struct {
     float *base, *shift, *offset, *ucl, *vint, *amain;
     int *parent;                             // nodes: 0 root, 1..V leaves, V+1..V+G clades
     float *blen;
+    // Parameter-tensor indices where backward's stages begin (model_grads_ready; DDP buckets).
+    int first_cat, first_fusion, first_head;
 } mb_self;
 
 // ---------------------------------------------------------------------------------------------
@@ -238,15 +241,17 @@ double microbiome_unifrac(const int *parent, const float *blen, int n_nodes, con
 }
 
 // ---------------------------------------------------------------------------------------------
-// Blocks: transformer encoder (per-sample calls), attention pooling
+// Blocks: transformer encoder, attention pooling
 
-static fb_rng_key mb_row_key(const mb_self *s, uint32_t tag, uint64_t row, uint32_t step) {
-    return (fb_rng_key){mb_mix(mb_mix(s->seed ^ tag) + row), step, 0};
+// The key of a stream of the model's own (its seed derived from the tag), row0 = the batch's first
+// global row: the kernels index every draw by the sample's global row.
+static fb_rng_key mb_key(const mb_self *s, uint32_t tag, const model_batch *b) {
+    return (fb_rng_key){.seed = mb_mix(s->seed ^ tag), .step = b->step, .site = 0, .row0 = b->first};
 }
 
 static fb_status encoder_declare(mb_encoder *en, fb_layout *P, fb_layout *A, const char *name, int n,
                                  uint32_t tag, const mb_self *s, int F, int H) {
-    char pre[FB_NAME_MAX], act[FB_NAME_MAX];
+    char pre[FB_NAME_MAX];
     en->n = n;
     en->tag = tag;
     en->layer = calloc((size_t)n, sizeof *en->layer);
@@ -259,15 +264,10 @@ static fb_status encoder_declare(mb_encoder *en, fb_layout *P, fb_layout *A, con
                                         .site = (uint32_t)(ENC_LAYER_SITES * l)};
         FB_TRY(encoder_layer_check_config(&L->cfg));
         snprintf(pre, sizeof pre, "%s.layers.%d", name, l);
+        L->first_param = P->count;
         if (encoder_layer_declare(P, pre, &L->cfg, &L->p, &L->g) < 0) return FB_ERR_SHAPE;
-        L->a = calloc((size_t)B, sizeof *L->a);
-        L->da = calloc((size_t)B, sizeof *L->da);
-        FB_REQUIRE(L->a && L->da, FB_ERR_ALLOC, "microbiome: no memory for %d activation sets", B);
-        for (int i = 0; i < B; i++) {
-            snprintf(act, sizeof act, "%s.%d.row%d", name, l, i);
-            if (encoder_layer_declare_acts(A, act, &L->cfg, 1, S, &L->a[i], &L->da[i]) < 0) return FB_ERR_SHAPE;
-        }
-        if (fb_layout_add(A, pre, "out", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0, &L->out, &L->dout) < 0)
+        if (encoder_layer_declare_acts(A, pre, &L->cfg, B, S, &L->a, &L->da) < 0 ||
+            fb_layout_add(A, pre, "out", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0, &L->out, &L->dout) < 0)
             return FB_ERR_SHAPE;
     }
     snprintf(pre, sizeof pre, "%s.norm", name);
@@ -280,35 +280,30 @@ static fb_status encoder_declare(mb_encoder *en, fb_layout *P, fb_layout *A, con
 }
 
 static void encoder_free(mb_encoder *en) {
-    for (int l = 0; en->layer && l < en->n; l++) {
-        free(en->layer[l].a);
-        free(en->layer[l].da);
-    }
     free(en->layer);
     en->layer = NULL;
 }
 
-// y (B, S, D) from x (B, S, D); one sample per layer call, its dropout keyed by its global row.
+// y (B, S, D) from x (B, S, D) for the batch's B samples; the dropout masks follow the global row.
 static fb_status encoder_forward(mb_encoder *en, const mb_self *s, const float *x, const model_batch *b) {
     const int B = b->B, S = s->S, D = s->D;
-    const size_t SD = (size_t)S * D;
-    for (int i = 0; i < B; i++) {
-        fb_rng_key key = mb_row_key(s, en->tag, b->first + (uint64_t)i, b->step);
-        const float *in = x + i * SD;
-        for (int l = 0; l < en->n; l++) {
-            mb_layer *L = &en->layer[l];
-            FB_TRY(encoder_layer_forward(L->out + i * SD, &L->a[i], in, s->amask + (size_t)i * S, &L->p, &L->cfg,
-                                         1, S, b->training, &key));
-            in = L->out + i * SD;
-        }
+    const fb_rng_key key = mb_key(s, en->tag, b);
+    const float *in = x;
+    for (int l = 0; l < en->n; l++) {
+        mb_layer *L = &en->layer[l];
+        FB_TRY(encoder_layer_forward(L->out, &L->a, in, s->amask, &L->p, &L->cfg, B, S, b->training, &key));
+        in = L->out;
     }
     return layernorm_forward(en->y, en->mean, en->rstd, en->layer[en->n - 1].out, &en->norm, B * S, D, MB_EPS_FINAL);
 }
 
 // Accumulates dx (B, S, D) from en->dy; x as in the forward pass.
-static fb_status encoder_backward(mb_encoder *en, const mb_self *s, float *dx, const float *x, const model_batch *b) {
+// Signals each layer's gradients final as soon as it is done (the norm, declared last, comes first).
+static fb_status encoder_backward(mb_encoder *en, const model *m, float *dx, const float *x, const model_batch *b) {
+    const mb_self *s = m->self;
     const int B = b->B, S = s->S, D = s->D;
-    const size_t SD = (size_t)S * D, n = (size_t)B * SD;
+    const size_t n = (size_t)B * S * D;
+    const fb_rng_key key = mb_key(s, en->tag, b);
     mb_layer *top = &en->layer[en->n - 1];
     memset(top->dout, 0, n * sizeof(float));
     FB_TRY(layernorm_backward(top->dout, &en->dnorm, en->dy, top->out, en->mean, en->rstd, &en->norm, B * S, D));
@@ -317,11 +312,9 @@ static fb_status encoder_backward(mb_encoder *en, const mb_self *s, float *dx, c
         float *dprev = l ? en->layer[l - 1].dout : dx;
         const float *xin = l ? en->layer[l - 1].out : x;
         if (l) memset(dprev, 0, n * sizeof(float));
-        for (int i = 0; i < B; i++) {
-            fb_rng_key key = mb_row_key(s, en->tag, b->first + (uint64_t)i, b->step);
-            FB_TRY(encoder_layer_backward(dprev + i * SD, &L->g, &L->da[i], L->dout + i * SD, xin + i * SD, &L->a[i],
-                                          &L->p, &L->cfg, 1, S, b->training, &key));
-        }
+        FB_TRY(encoder_layer_backward(dprev, &L->g, &L->da, L->dout, xin, &L->a, &L->p, &L->cfg, B, S, b->training,
+                                      &key));
+        model_grads_ready(m, L->first_param);
     }
     return FB_OK;
 }
@@ -329,6 +322,7 @@ static fb_status encoder_backward(mb_encoder *en, const mb_self *s, float *dx, c
 static fb_status pool_declare(mb_pool *pb, fb_layout *P, fb_layout *A, const char *name, int B, int S, int D) {
     char pre[FB_NAME_MAX];
     snprintf(pre, sizeof pre, "%s.query", name);
+    pb->first_param = P->count;
     if (fb_layout_add(P, pre, "weight", 2, (int[]){1, D}, FB_INIT_UNIFORM, 1.0f / sqrtf((float)D), &pb->w, &pb->dw) < 0)
         return FB_ERR_SHAPE;
     snprintf(pre, sizeof pre, "%s.norm", name);
@@ -489,7 +483,7 @@ static fb_status mb_constants(mb_self *s) {
     s->blen = malloc((size_t)(V + G + 1) * sizeof(float));
     FB_REQUIRE(s->base && s->shift && s->offset && s->ucl && s->vint && s->amain && s->parent && s->blen,
                FB_ERR_ALLOC, "microbiome: no memory for the generator's constants (V=%d)", V);
-    fb_rng_key key = {mb_mix(s->seed ^ TAG_CONST), 0, 0};
+    fb_rng_key key = {.seed = mb_mix(s->seed ^ TAG_CONST), .step = 0, .site = 0};
     uint64_t n = 0;
     for (int g = 0; g < G; g++) s->base[g] = 0.5f * fb_normal(&key, n++);
     for (int i = 0; i < KC * G; i++) s->shift[i] = 0.7f * fb_normal(&key, n++);
@@ -548,6 +542,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     m->n_terms = 2;
     m->term_names[0] = "huber";
     m->term_names[1] = "unifrac";
+    m->term_pairwise[1] = 1;
     s->amask = calloc((size_t)B * S, 1);
     s->bmask = calloc((size_t)B * K, 1);
     FB_REQUIRE(s->amask && s->bmask, FB_ERR_ALLOC, "microbiome: no memory for masks");
@@ -567,6 +562,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     FB_TRY(encoder_declare(&s->senc, P, A, "sample_encoder", c->layers, TAG_SAMPLE_ENC, s, c->F, c->H));
     FB_TRY(pool_declare(&s->spool, P, A, "sample_pooling", B, S, D));
 
+    s->first_cat = P->count;
     if (!s->onehot) {
         s->catw = calloc((size_t)K, sizeof(float *));
         s->dcatw = calloc((size_t)K, sizeof(float *));
@@ -594,7 +590,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     fc.L = 0;            // the method's default latents
     fc.dropout = c->dropout;
     fc.variant = c->variant;
-    fc.rng = (fb_rng_key){c->seed, 0, 0};   // fusion point #0
+    fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = 0};   // fusion point #0
     if (seq) {
         fc.a_mask = s->amask;
         fc.b_mask = s->bmask;
@@ -603,6 +599,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
         FB_TRY(encoder_declare(&s->tenc, P, A, "target_encoder", MB_TARGET_LAYERS, TAG_TARGET_ENC, s, c->F, c->H));
         FB_TRY(pool_declare(&s->tpool, P, A, "target_pooling", B, S, D));
     }
+    s->first_fusion = P->count;
     fb_status st = fusion_create(&s->fus, fm, &fc, P, A);
     if (st != FB_OK) {
         char err[512];
@@ -618,6 +615,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     const int zrows = s->mode == MB_SEQ ? S : 1;
     if (fb_layout_add(A, "fusion_out", "z", 3, (int[]){B, zrows, D}, FB_INIT_ZERO, 0, &s->z, &s->dz) < 0)
         return FB_ERR_SHAPE;
+    s->first_head = P->count;
     if (linear_declare(P, "head", D, 1, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
     if (fb_layout_add(A, "head", "pred", 2, (int[]){B, 1}, FB_INIT_ZERO, 0, &s->pred, &s->dpred) < 0)
         return FB_ERR_SHAPE;
@@ -637,7 +635,8 @@ static void mb_sample(const model *m, uint64_t index, float *x, float *y) {
     const mb_self *s = m->self;
     const int S = s->S, V = s->V, K = s->K, card = s->card, G = s->G;
     const uint64_t seed = mb_mix(mb_mix(s->seed ^ TAG_DATA) ^ mb_mix(index));
-    const fb_rng_key ku = {seed, 0, 0}, kn = {seed, 0, 1};   // uniforms and normals apart
+    const fb_rng_key ku = {.seed = seed, .step = 0, .site = 0};   // uniforms and normals apart
+    const fb_rng_key kn = {.seed = seed, .step = 0, .site = 1};
     uint64_t iu = 0, in = 0;
 #define UNI() fb_uniform(&ku, iu++)
 #define NRM() fb_normal(&kn, in++)
@@ -748,11 +747,15 @@ static fb_status mb_read_batch(const model *m, const model_batch *b) {
     return FB_OK;
 }
 
-static fb_rng_key mb_cat_key(const mb_self *s, uint32_t step) {
-    return (fb_rng_key){mb_mix(s->seed ^ TAG_CAT), step, 0};
-}
-
 static const float *mb_fusion_b(const mb_self *s) { return s->onehot ? s->onehot_b : s->cat; }
+
+// Points the fusion at this batch: training flag, step, and its sample 0's global row (the method's
+// draws follow the global row; the rows past the batch are zero and draw past it).
+static void mb_bind_fusion(mb_self *s, const model_batch *b) {
+    s->fus.c.training = b->training;
+    s->fus.c.rng.step = b->step;
+    s->fus.c.rng.row0 = b->first;
+}
 
 // The head Linear(D → 1) as per-row dot products in a fixed order: an SGEMM over B rows may round a
 // row differently with another row count (OpenBLAS's tail kernels), and a rank holding rows [k, N)
@@ -820,13 +823,11 @@ static fb_status mb_forward(model *m, const model_batch *b, float *out) {
                 if (id) memcpy(dst, s->catw[k] + (size_t)(id - 1) * E, (size_t)E * sizeof(float));
                 else memset(dst, 0, (size_t)E * sizeof(float));
             }
-        fb_rng_key key = mb_cat_key(s, b->step);
-        FB_TRY(dropout_forward(s->cat, s->cat_raw, (size_t)B * K * E, s->dropout, &key, b->first * (uint64_t)K * E,
-                               b->training));
+        const fb_rng_key key = mb_key(s, TAG_CAT, b);   // a sample's (K, E) block is one row
+        FB_TRY(dropout_rows_forward(s->cat, s->cat_raw, (size_t)B, (size_t)K * E, s->dropout, &key, b->training));
         if (tail) memset(s->cat + (size_t)B * K * E, 0, tail * K * E * sizeof(float));
     }
-    s->fus.c.training = b->training;
-    s->fus.c.rng.step = b->step;
+    mb_bind_fusion(s, b);
 
     // Target path.
     const float *p;
@@ -856,6 +857,26 @@ static fb_status mb_forward(model *m, const model_batch *b, float *out) {
     return FB_OK;
 }
 
+// Categorical embeddings: s->dcat through the dropout, into the looked-up rows.
+static fb_status categorical_backward(const model *m, const model_batch *b) {
+    mb_self *s = m->self;
+    if (s->onehot) return FB_OK;
+    const int B = b->B, S = s->S, K = s->K, E = s->E;
+    const size_t n = (size_t)B * K * E;
+    memset(s->dcat_raw, 0, n * sizeof(float));
+    const fb_rng_key key = mb_key(s, TAG_CAT, b);
+    FB_TRY(dropout_rows_backward(s->dcat_raw, s->dcat, (size_t)B, (size_t)K * E, s->dropout, &key, b->training));
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < K; k++) {
+            const int id = (int)b->x[(size_t)i * m->in_stride + 2 * S + k];
+            if (!id) continue;
+            const float *g = s->dcat_raw + ((size_t)i * K + k) * E;
+            float *dw = s->dcatw[k] + (size_t)(id - 1) * E;
+            for (int j = 0; j < E; j++) dw[j] += g[j];
+        }
+    return FB_OK;
+}
+
 static fb_status mb_backward(model *m, const model_batch *b, const float *dout) {
     mb_self *s = m->self;
     const int B = b->B, S = s->S, D = s->D, K = s->K, E = s->E;
@@ -872,32 +893,45 @@ static fb_status mb_backward(model *m, const model_batch *b, const float *dout) 
     memset(dX, 0, nH * sizeof(float));
     if (!s->onehot) memset(s->dcat, 0, (size_t)s->B * K * E * sizeof(float));
     float *db = s->onehot ? NULL : s->dcat;
+    mb_bind_fusion(s, b);
 
     if (s->mode == MB_SEQ) {
         memset(s->tpool.dout, 0, (size_t)B * D * sizeof(float));
         head_backward(s, s->tpool.dout, s->tpool.out, B);
+        model_grads_ready(m, s->first_head);
         memset(s->tenc.dy, 0, (size_t)B * SD * sizeof(float));
         FB_TRY(pool_backward(&s->tpool, s->tenc.dy, s->tenc.y, s->amask, B, S, D));
+        model_grads_ready(m, s->tpool.first_param);
         memset(s->dz, 0, nH * sizeof(float));
-        FB_TRY(encoder_backward(&s->tenc, s, s->dz, s->z, b));
+        FB_TRY(encoder_backward(&s->tenc, m, s->dz, s->z, b));
         FB_TRY(fusion_backward(&s->fus, dX, db, s->dz, X, mb_fusion_b(s)));
+        model_grads_ready(m, s->first_fusion);
     } else {
         memset(s->dz, 0, (size_t)s->B * D * sizeof(float));
         const float *p = s->z;
         head_backward(s, s->dz, p, B);
+        model_grads_ready(m, s->first_head);
         if (s->mode == MB_POOL) {
             FB_TRY(fusion_backward(&s->fus, dX, db, s->dz, X, mb_fusion_b(s)));
+            model_grads_ready(m, s->first_fusion);
         } else {
             memset(s->tpool.dout, 0, (size_t)s->B * D * sizeof(float));
             FB_TRY(fusion_backward(&s->fus, s->tpool.dout, db, s->dz, s->tpool.out, mb_fusion_b(s)));
+            model_grads_ready(m, s->first_fusion);
             memset(s->tenc.dy, 0, (size_t)B * SD * sizeof(float));
             FB_TRY(pool_backward(&s->tpool, s->tenc.dy, s->tenc.y, s->amask, B, S, D));
-            FB_TRY(encoder_backward(&s->tenc, s, dX, X, b));
+            model_grads_ready(m, s->tpool.first_param);
+            FB_TRY(encoder_backward(&s->tenc, m, dX, X, b));
         }
     }
+    // The categorical embeddings (declared after the sample path) are done next, so the sample
+    // path's buckets can go as soon as its layers finish.
+    FB_TRY(categorical_backward(m, b));
+    model_grads_ready(m, s->first_cat);
     FB_TRY(pool_backward(&s->spool, dX, X, s->amask, B, S, D));
+    model_grads_ready(m, s->spool.first_param);
     memset(s->dh0, 0, (size_t)B * SD * sizeof(float));
-    FB_TRY(encoder_backward(&s->senc, s, s->dh0, s->h0, b));
+    FB_TRY(encoder_backward(&s->senc, m, s->dh0, s->h0, b));
 
     // Embedding + FiLM: rows in order, so every accumulation has a fixed order.
     for (int i = 0; i < B; i++) {
@@ -921,21 +955,6 @@ static fb_status mb_backward(model *m, const model_batch *b, const float *dout) 
                 s->dbet.bias[d] += dh[d];
             }
         }
-    }
-    // Categorical embeddings: through the dropout, into the looked-up rows.
-    if (!s->onehot) {
-        const size_t n = (size_t)B * K * E;
-        memset(s->dcat_raw, 0, n * sizeof(float));
-        fb_rng_key key = mb_cat_key(s, b->step);
-        FB_TRY(dropout_backward(s->dcat_raw, s->dcat, n, s->dropout, &key, b->first * (uint64_t)K * E, b->training));
-        for (int i = 0; i < B; i++)
-            for (int k = 0; k < K; k++) {
-                const int id = (int)b->x[(size_t)i * m->in_stride + 2 * S + k];
-                if (!id) continue;
-                const float *g = s->dcat_raw + ((size_t)i * K + k) * E;
-                float *dw = s->dcatw[k] + (size_t)(id - 1) * E;
-                for (int j = 0; j < E; j++) dw[j] += g[j];
-            }
     }
     return FB_OK;
 }
@@ -1009,6 +1028,7 @@ done:
 
 const scenario scenario_microbiome = {
     .name = "microbiome",
+    .default_method = "categorical_concat",
     .source = "003",
     .description = "ASV tokens (embedding + log-abundance FiLM) -> pre-norm sample transformer -> attention pooling "
                    "(UniFrac embedding); categorical metadata fused on the target path -> target encoder -> "

@@ -23,12 +23,10 @@
 //     method too (the source's methods take its dropout 0.1). c.dropout is taken as given: the
 //     harness passes the source's 0.1; 0 switches dropout off (the PyTorch fixture does).
 //   - Randomness: the fusion point owns rng sites [0, FUSION_RNG_SITES); this model's dropout is
-//     site FUSION_RNG_SITES (after the one fusion point), key (c.seed, batch step), indexed by
-//     first * D + the element's position, so rows [r0, r1) run alone with first = r0 get the masks
-//     of the whole batch. The method's own randomness (inner dropout, sampled routes, modality
-//     masks) is indexed by the row within the batch the method sees: fusion_config has no row
-//     offset, so a method with inner randomness gives a decomposed run other masks/routes than the
-//     one-process run (reported by tests/test_scenario_multimodal.c).
+//     site FUSION_RNG_SITES (after the one fusion point), key (c.seed, batch step). Both keys carry
+//     row0 = first, the batch's first global row, so this dropout's mask and the method's own
+//     randomness (inner dropout, sampled routes, modality masks) follow the global row: rows
+//     [r0, r1) run alone with first = r0 get the draws of the whole batch.
 //   - A batch may hold fewer rows than c.B (the activations' size): the method's config B is set
 //     to the batch's rows before each forward/backward.
 //
@@ -106,6 +104,7 @@ typedef struct {
     float *pb, *dpb;         // (B, D)
     float *fused, *dfused;   // (B, D) the method's output, and its gradient
     float *h, *dh;           // (B, D) after dropout, and its gradient
+    int first_proj_b, first_fusion, first_head;   // parameter-tensor indices (model_grads_ready)
 } mm_self;
 
 // ---- the generator ----
@@ -223,6 +222,7 @@ static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
     mm_data_setup(m, s);
 
     if (linear_declare(P, "proj_a", c->feat_a, D, 1, &s->proj_a, &s->dproj_a) < 0) return FB_ERR_SHAPE;
+    s->first_proj_b = P->count;
     if (linear_declare(P, "proj_b", c->feat_b, D, 1, &s->proj_b, &s->dproj_b) < 0) return FB_ERR_SHAPE;
     fusion_config fc = fusion_default_config(B, 1, 1, D, D);
     if (c->H) fc.H = c->H;
@@ -231,7 +231,9 @@ static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
     fc.dropout = c->dropout;
     fc.variant = c->variant;
     fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = 0};   // fusion point #0
+    s->first_fusion = P->count;
     FB_TRY(fusion_create(&s->f, m->method, &fc, P, A));
+    s->first_head = P->count;
     if (linear_declare(P, "head", D, c->classes, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
 
     const struct { const char *name; int cols; float **x, **dx; } acts[] = {
@@ -257,10 +259,11 @@ static void mm_set_batch(mm_self *s, const model_batch *b) {
     s->f.c.B = b->B;
     s->f.c.training = b->training;
     s->f.c.rng.step = b->step;
+    s->f.c.rng.row0 = b->first;
 }
 
 static fb_rng_key mm_dropout_key(const model *m, const model_batch *b) {
-    return (fb_rng_key){.seed = m->c.seed, .step = b->step, .site = MM_SITE_DROPOUT};
+    return (fb_rng_key){.seed = m->c.seed, .step = b->step, .site = MM_SITE_DROPOUT, .row0 = b->first};
 }
 
 static fb_status mm_forward(model *m, const model_batch *b, float *out) {
@@ -278,7 +281,7 @@ static fb_status mm_forward(model *m, const model_batch *b, float *out) {
     mm_set_batch(s, b);
     FB_TRY(fusion_forward(&s->f, s->fused, s->pa, s->pb));
     const fb_rng_key key = mm_dropout_key(m, b);
-    FB_TRY(dropout_forward(s->h, s->fused, (size_t)B * D, m->c.dropout, &key, b->first * (uint64_t)D, b->training));
+    FB_TRY(dropout_rows_forward(s->h, s->fused, (size_t)B, (size_t)D, m->c.dropout, &key, b->training));
     return linear_forward(out, s->h, &s->head, B, D, m->c.classes);
 }
 
@@ -293,12 +296,16 @@ static fb_status mm_backward(model *m, const model_batch *b, const float *dout) 
     memset(s->dpa, 0, n * sizeof(float));
     memset(s->dpb, 0, n * sizeof(float));
     FB_TRY(linear_backward(s->dh, &s->dhead, dout, s->h, &s->head, B, D, m->c.classes));
+    model_grads_ready(m, s->first_head);
     const fb_rng_key key = mm_dropout_key(m, b);
-    FB_TRY(dropout_backward(s->dfused, s->dh, n, m->c.dropout, &key, b->first * (uint64_t)D, b->training));
+    FB_TRY(dropout_rows_backward(s->dfused, s->dh, (size_t)B, (size_t)D, m->c.dropout, &key, b->training));
     mm_set_batch(s, b);
     FB_TRY(fusion_backward(&s->f, s->dpa, s->dpb, s->dfused, s->pa, s->pb));
-    FB_TRY(linear_backward(NULL, &s->dproj_a, s->dpa, s->xa, &s->proj_a, B, m->c.feat_a, D));
-    return linear_backward(NULL, &s->dproj_b, s->dpb, s->xb, &s->proj_b, B, m->c.feat_b, D);
+    model_grads_ready(m, s->first_fusion);
+    // proj_b first: it is declared last, so its bucket can go while proj_a is computed.
+    FB_TRY(linear_backward(NULL, &s->dproj_b, s->dpb, s->xb, &s->proj_b, B, m->c.feat_b, D));
+    model_grads_ready(m, s->first_proj_b);
+    return linear_backward(NULL, &s->dproj_a, s->dpa, s->xa, &s->proj_a, B, m->c.feat_a, D);
 }
 
 // CE per row (one kernel call per row, grad_scale 1/N): each row's loss and gradient bits are the
@@ -331,6 +338,7 @@ static fb_status mm_loss(const model *m, const float *out, const float *y, int N
 
 const scenario scenario_multimodal = {
     .name = "multimodal",
+    .default_method = "concat_mlp",
     .source = "002",
     .description = "two backbone feature vectors projected to D, fused, dropout, classification head; "
                    "cross-entropy (+ the method's returned auxiliary loss)",

@@ -58,11 +58,12 @@
 //     model's transformer layers); its heads are c->H; its dropout c->dropout.
 //   - Dropout sites: fusion point 0 (calendar) owns rng sites [0, 256), point 1 (the method)
 //     [256, 512); the model's own sites start at 512 (embedding, calendar encoder, celestial
-//     attention, then 4 per encoder layer). The embedding and calendar-encoder masks are indexed by
-//     the global row (first · S + local row), so a rank holding rows [r0, r1) gets the one-process
-//     masks there. The kernels behind the other sites (mha, ffn, encoder_layer, the fusion methods,
-//     their route samples) take no row offset yet and index masks by the local row, so with
-//     dropout on, a decomposed run matches the one-process run only at the two sites above.
+//     attention, then 4 per encoder layer). Every key handed to a kernel or a fusion point carries
+//     row0 = the batch's first global row in that kernel's leading dimension: first for the
+//     per-sample kernels (encoder layers, the celestial attention, a sequence method), first · S for
+//     those over the N = B·S position rows (the embedding and calendar-encoder dropouts, the
+//     calendar fusion, a vector method). So every mask and route sample follows the global row, and a
+//     rank holding rows [r0, r1) gets the one-process run's draws there.
 //   - A batch smaller than c->B runs the fusion points with their config's B lowered to the batch's
 //     rows (their buffers are sized for c->B).
 //
@@ -158,6 +159,8 @@ typedef struct {
     mha_params att, datt;                             // vector methods only
     layernorm_params celnorm, dcelnorm;               // vector methods only
     linear_params head, dhead;                        // (P, S·D)
+    // Parameter-tensor indices where backward's stages begin (DDP buckets: model_grads_ready).
+    int first_layer[TS_MAX_LAYERS], first_celestial, first_head;
 
     // activations (and gradients)
     float *xs;                 // (N, Fe) series values
@@ -232,7 +235,7 @@ static ts_date ts_calendar(int64_t t) {
 static double ts_phase(int k, int64_t t) { return TS_TWO_PI * ((double)t / ts_period[k] + ts_theta[k]); }
 
 static double ts_noise(uint64_t seed, int channel, int64_t t) {
-    const fb_rng_key key = {seed, 0, TS_GEN_NOISE + (uint32_t)channel};
+    const fb_rng_key key = {.seed = seed, .step = 0, .site = TS_GEN_NOISE + (uint32_t)channel};
     const double u1 = fb_uniform(&key, 2 * (uint64_t)t), u2 = fb_uniform(&key, 2 * (uint64_t)t + 1);
     return sqrt(-2.0 * log(1.0 - u1)) * cos(TS_TWO_PI * u2);
 }
@@ -256,7 +259,7 @@ static double ts_value(const ts_gen *g, uint64_t seed, int channel, int64_t t) {
 static void ts_sample(const model *m, uint64_t index, float *x, float *y) {
     const ts_self *s = m->self;
     const uint64_t seed = m->c.seed;
-    const fb_rng_key start = {seed, 0, TS_GEN_START};
+    const fb_rng_key start = {.seed = seed, .step = 0, .site = TS_GEN_START};
     const int64_t t0 = (int64_t)floor((double)fb_uniform(&start, index) * TS_SPAN_DAYS);
     const int S = s->S, Fe = s->Fe;
     for (int i = 0; i < S; i++) {
@@ -397,7 +400,7 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     fc.prefix = "calendar_fusion";
     fc.variant = fusion_variant_index(cp, "calendar");
     fc.dropout = c->dropout;
-    fc.rng = (fb_rng_key){c->seed, 0, TS_POINT_CALENDAR};
+    fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = TS_POINT_CALENDAR};
     FB_TRY(fusion_create(&s->cal_fusion, cp, &fc, P, A));
 
     for (int l = 0; l < s->L; l++) {
@@ -406,8 +409,10 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
                                           .site = TS_SITE_LAYERS + ENC_LAYER_SITES * l};
         FB_TRY(encoder_layer_check_config(&s->lc[l]));
         snprintf(name, sizeof name, "encoder.layers.%d", l);
+        s->first_layer[l] = P->count;
         if (encoder_layer_declare(P, name, &s->lc[l], &s->layer[l], &s->dlayer[l]) < 0) return FB_ERR_SHAPE;
     }
+    s->first_celestial = P->count;   // celestial path, then the method: all final once both are done
     if (linear_declare(P, "celestial.proj", TS_CEL_FEAT, D, 1, &s->celproj, &s->dcelproj) < 0 ||
         fb_layout_add(P, "celestial", "nodes", 2, (int[]){TS_BODIES, D}, FB_INIT_NORMAL, 0.02f, &s->nodes, &s->dnodes) < 0)
         return FB_ERR_SHAPE;
@@ -423,11 +428,12 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     mcfg.H = c->H;
     mcfg.variant = c->variant;
     mcfg.dropout = c->dropout;
-    mcfg.rng = (fb_rng_key){c->seed, 0, TS_POINT_METHOD};
+    mcfg.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = TS_POINT_METHOD};
     FB_TRY(fusion_create(&s->method, m->method, &mcfg, P, A));
     FB_REQUIRE(s->method.out_positions == (s->sequence ? S : 1), FB_ERR_CONFIG,
                "timeseries: %s gives %d positions per sample; the forecaster needs %d", m->method->name,
                s->method.out_positions, s->sequence ? S : 1);
+    s->first_head = P->count;
     if (linear_declare(P, "head", S * D, s->P, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
 
     s->n_points = TS_POINTS;
@@ -470,14 +476,19 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
 
 // ---------------------------------------------------------------- forward / backward
 
+// The key of one of the model's own sites, row0 in samples (the dropouts over the position rows
+// take a sample's (S, ·) block as one row, so their masks are the flat (N, ·) ones at first · S).
 static fb_rng_key ts_key(const model *m, const model_batch *b, uint32_t site) {
-    return (fb_rng_key){m->c.seed, b->step, site};
+    return (fb_rng_key){.seed = m->c.seed, .step = b->step, .site = site, .row0 = b->first};
 }
 
-// Points the fusion instances at this batch: rows, training flag, step.
+// Points the fusion instances at this batch: rows, their first global row (in samples for a
+// sequence method, in position rows for one over the B·S rows), training flag, step.
 static void ts_bind_points(ts_self *s, const model_batch *b) {
     s->cal_fusion.c.B = b->B * s->S;
+    s->cal_fusion.c.rng.row0 = b->first * s->S;
     s->method.c.B = s->sequence ? b->B : b->B * s->S;
+    s->method.c.rng.row0 = s->sequence ? b->first : b->first * s->S;
     for (int i = 0; i < s->n_points; i++) {
         s->points[i]->c.training = b->training;
         s->points[i]->c.rng.step = b->step;
@@ -533,13 +544,13 @@ static fb_status ts_forward(model *m, const model_batch *b, float *out) {
     }
     const fb_rng_key kemb = ts_key(m, b, TS_SITE_EMBED), kcal = ts_key(m, b, TS_SITE_CALENDAR);
     const fb_rng_key kcel = ts_key(m, b, TS_SITE_CELESTIAL), klay = ts_key(m, b, 0);
-    FB_TRY(dropout_forward(s->e, s->e, (size_t)N * D, p, &kemb, b->first * S * D, b->training));
+    FB_TRY(dropout_rows_forward(s->e, s->e, (size_t)Bn, (size_t)S * D, p, &kemb, b->training));
 
     // Calendar encoder.
     FB_TRY(linear_forward(s->cz, s->ci, &s->cproj, N, Cin, Dc));
     FB_TRY(layernorm_forward(s->cn, s->cmean, s->crstd, s->cz, &s->cnorm, N, Dc, TS_LN_EPS));
     FB_TRY(activation_forward(FB_ACT_GELU, s->cal, s->cn, (size_t)N * Dc));
-    FB_TRY(dropout_forward(s->cal, s->cal, (size_t)N * Dc, p, &kcal, b->first * S * Dc, b->training));
+    FB_TRY(dropout_rows_forward(s->cal, s->cal, (size_t)Bn, (size_t)S * Dc, p, &kcal, b->training));
 
     // Fusion point 0 and the deep path.
     FB_TRY(fusion_forward(&s->cal_fusion, s->h[0], s->e, s->cal));
@@ -586,6 +597,7 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
     // Head and fusion point 1.
     memset(s->dz, 0, nd * sizeof(float));
     FB_TRY(linear_backward(s->dz, &s->dhead, dout, s->z, &s->head, Bn, S * D, s->P));
+    model_grads_ready(m, s->first_head);
     memset(s->dh[L], 0, nd * sizeof(float));
     memset(s->dcc, 0, (size_t)Bn * TS_BODIES * D * sizeof(float));
     const float *hL = s->h[L];
@@ -608,12 +620,14 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
             for (int d = 0; d < D; d++) dn[d] += g[d];
         }
     FB_TRY(linear_backward(NULL, &s->dcelproj, s->dcc, s->ct, &s->celproj, Bn * TS_BODIES, TS_CEL_FEAT, D));
+    model_grads_ready(m, s->first_celestial);
 
     // Deep path.
     for (int l = L - 1; l >= 0; l--) {
         memset(s->dh[l], 0, nd * sizeof(float));
         FB_TRY(encoder_layer_backward(s->dh[l], &s->dlayer[l], &s->dla[l], s->dh[l + 1], s->h[l], &s->la[l],
                                       &s->layer[l], &s->lc[l], Bn, S, b->training, &klay));
+        model_grads_ready(m, s->first_layer[l]);
     }
 
     // Fusion point 0.
@@ -622,7 +636,7 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
     FB_TRY(fusion_backward(&s->cal_fusion, s->de, s->dcal, s->dh[0], s->e, s->cal));
 
     // Calendar encoder: dropout (its own adjoint, in place), GELU, LayerNorm, projection.
-    FB_TRY(dropout_forward(s->dcal, s->dcal, nc, p, &kcal, b->first * S * Dc, b->training));
+    FB_TRY(dropout_rows_forward(s->dcal, s->dcal, (size_t)Bn, (size_t)S * Dc, p, &kcal, b->training));
     memset(s->dcn, 0, nc * sizeof(float));
     FB_TRY(activation_backward(FB_ACT_GELU, s->dcn, s->dcal, s->cn, NULL, nc));
     memset(s->dcz, 0, nc * sizeof(float));
@@ -648,7 +662,7 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
         }
     }
     // Series embedding: dropout, then the Linear (the PE is constant).
-    FB_TRY(dropout_forward(s->de, s->de, nd, p, &kemb, b->first * S * D, b->training));
+    FB_TRY(dropout_rows_forward(s->de, s->de, (size_t)Bn, (size_t)S * D, p, &kemb, b->training));
     return linear_backward(NULL, &s->demb, s->de, s->xs, &s->emb, N, Fe, D);
 }
 
@@ -676,6 +690,7 @@ static fb_status ts_loss(const model *m, const float *out, const float *y, int N
 
 const scenario scenario_timeseries = {
     .name = "timeseries",
+    .default_method = "gated_add",
     .source = "000",
     .description = "series embedding, calendar fusion, transformer encoder (deep path) and celestial attention "
                    "over 13 body tokens (shallow path) joined by the method, flatten forecasting head; MSE",

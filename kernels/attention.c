@@ -182,6 +182,12 @@ static void head_dropout(float *out, const float *in, size_t n, float p, const f
     }
 }
 
+// The site index of head h's first probability in local sample b: the mask is laid out as the
+// global batch's (B, H, S, T), so sample b's row is its global row (kernels/rng.h).
+static inline uint64_t head_first(const fb_rng_key *rng, int b, int h, int H, size_t ST) {
+    return fb_rng_row_first(rng, (size_t)b, (uint64_t)H * ST) + (uint64_t)h * ST;
+}
+
 // C = alpha · op(A) · op(B), overwriting C; SGEMM or loops by size (decided per call from the
 // shape only, so both thread counts take the same path).
 static void head_gemm(int small, int transa, int transb, int M, int N, int K, float alpha,
@@ -221,7 +227,7 @@ fb_status mha_forward(float *out, float *attn_weights, mha_acts *a,
             head_softmax(P, key_padding_mask ? key_padding_mask + (size_t)b * T : NULL, S, T);
             const float *Pu = P;
             if (drop) {
-                head_dropout(a->attd + bh * ST, P, ST, pdrop, rng, bh * ST);
+                head_dropout(a->attd + bh * ST, P, ST, pdrop, rng, head_first(rng, b, h, H, ST));
                 Pu = a->attd + bh * ST;
             }
             head_gemm(small, 0, 0, S, dh, T, 1.0f, Pu, T, vh, D, a->ctx + (size_t)b * S * D + (size_t)h * dh, D);
@@ -280,7 +286,7 @@ fb_status mha_backward(float *dquery, float *dkey, float *dvalue, mha_params *g,
             float *dA = da->att + bh * ST;
             head_gemm(small, 1, 0, T, dh, S, 1.0f, Pu, T, dctx, D, da->v + ko, D);    // dv_h = P'ᵀ dctx_h
             head_gemm(small, 0, 1, S, T, dh, 1.0f, dctx, D, a->v + ko, D, dA, T);     // dP' = dctx_h v_hᵀ
-            if (drop) head_dropout(dA, dA, ST, pdrop, rng, bh * ST);                 // dP = mask/(1-p) ∘ dP'
+            if (drop) head_dropout(dA, dA, ST, pdrop, rng, head_first(rng, b, h, H, ST));   // dP = mask/(1-p) ∘ dP'
             for (int s = 0; s < S; s++) {   // softmax backward; masked keys have P = 0, so dA = 0
                 float *d = dA + (size_t)s * T;
                 const float *o = P + (size_t)s * T;

@@ -10,8 +10,9 @@
 // Differences from torch, on purpose:
 //   - a query whose keys are all masked gets attention weights 0 and ctx 0 (so its output row is
 //     bo), where torch returns NaN for that row; gradients through it are 0.
-//   - the dropout mask is Philox (kernels/rng.h), element ((b*H + h)*S + s)*T + t of the site,
-//     not torch's generator; with dropout = 0 or training = 0 results match torch.
+//   - the dropout mask is Philox (kernels/rng.h), element ((b*H + h)*S + s)*T + t of the site
+//     with b the sample's global row (rng->row0 + local b, or through rng->row_map), not torch's
+//     generator; with dropout = 0 or training = 0 results match torch.
 // As in torch, the returned averaged weights are the probabilities after dropout when training.
 //
 // Determinism: each (b, h) pair is computed by one thread (OpenBLAS runs single-threaded inside the
@@ -69,7 +70,8 @@ int mha_declare_acts(fb_layout *acts_layout, const char *prefix, const mha_confi
 // query (B, S, D), key (B, T, Ek), value (B, T, Ev): the same pointer may be passed for all three
 // (self-attention). Ek, Ev are the widths of the buffers passed; they must equal c->Ek, c->Ev.
 // key_padding_mask (B, T), 1 = ignore that key, or NULL. `rng` is this attention's dropout site
-// (seed, step, site); it may be NULL when !training or c->dropout == 0.
+// (seed, step, site) and the global row of its first sample (row0, leading dimension B; or a row
+// map); it may be NULL when !training or c->dropout == 0.
 fb_status mha_forward(float *out, float *attn_weights, mha_acts *a,
                       const float *query, const float *key, const float *value,
                       const uint8_t *key_padding_mask, const mha_params *p, const mha_config *c,

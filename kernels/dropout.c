@@ -3,7 +3,8 @@
 // compared as integers with fb_uniform_threshold(p), which is exactly the float comparison
 // fb_uniform(key, j) >= p (the tests check it against fb_uniform). Work is split in chunks of
 // DROPOUT_CHUNK elements aligned to the site's index; a value depends only on (key, j), so the
-// thread split cannot change a bit.
+// thread split cannot change a bit. The row-wise form (dropout_rows_*) is the flat one at
+// first = row0 * row_size; with a row map each row runs the same chunk loop on its own range.
 #include "dropout.h"
 #include <math.h>
 #include <string.h>
@@ -16,6 +17,20 @@ static fb_status dropout_check(const void *a, const void *b, size_t n, float p, 
     FB_REQUIRE(p >= 0.0f && p <= 1.0f, FB_ERR_CONFIG, "dropout: p=%g outside [0, 1]", (double)p);
     FB_REQUIRE(key, FB_ERR_CONFIG, "dropout: missing rng key");
     return FB_OK;
+}
+
+// The mask on len elements whose Philox words are w[0..len): kept iff (w >> 8) >= thr. Forward:
+// o = x * scale or 0 (o may alias x: element k is read before it is written, which `simd`
+// allows). Backward: g += d * scale where kept; dropped elements keep their bits (a -0 stays -0).
+static inline void mask_forward(float *o, const float *x, const uint32_t *w, size_t len, uint32_t thr, float scale) {
+    #pragma omp simd
+    for (size_t k = 0; k < len; k++) o[k] = (w[k] >> 8) >= thr ? x[k] * scale : 0.0f;
+}
+
+static inline void mask_backward(float *restrict g, const float *restrict d, const uint32_t *w, size_t len,
+                                 uint32_t thr, float scale) {
+    #pragma omp simd
+    for (size_t k = 0; k < len; k++) g[k] = (w[k] >> 8) >= thr ? g[k] + d[k] * scale : g[k];
 }
 
 // For each chunk of the site's index range (elements lo .. lo+len-1 of the buffers, at most
@@ -50,13 +65,7 @@ fb_status dropout_forward(float *out, const float *inp, size_t n, float p, const
     }
     const float scale = 1.0f / (1.0f - p);
     const uint32_t thr = fb_uniform_threshold(p);
-    // out may alias inp: element i is read before it is written (`simd` allows it).
-    DROPOUT_FOR_EACH_CHUNK({
-        float *o = out + lo;
-        const float *x = inp + lo;
-        _Pragma("omp simd")
-        for (size_t k = 0; k < len; k++) o[k] = (w[k] >> 8) >= thr ? x[k] * scale : 0.0f;
-    });
+    DROPOUT_FOR_EACH_CHUNK(mask_forward(out + lo, inp + lo, w, len, thr, scale));
     return FB_OK;
 }
 
@@ -72,11 +81,53 @@ fb_status dropout_backward(float *dinp, const float *dout, size_t n, float p, co
     if (p == 1.0f) return FB_OK;  // every gradient is zero
     const float scale = 1.0f / (1.0f - p);
     const uint32_t thr = fb_uniform_threshold(p);
-    DROPOUT_FOR_EACH_CHUNK({
-        float *restrict g = dinp + lo;
-        const float *restrict d = dout + lo;
-        _Pragma("omp simd")   // dropped elements keep their bits (a -0 stays -0)
-        for (size_t k = 0; k < len; k++) g[k] = (w[k] >> 8) >= thr ? g[k] + d[k] * scale : g[k];
-    });
+    DROPOUT_FOR_EACH_CHUNK(mask_backward(dinp + lo, dout + lo, w, len, thr, scale));
+    return FB_OK;
+}
+
+// For each local row r of a row-mapped call and each chunk of it (elements lo .. lo+len-1 of the
+// buffers, at most DROPOUT_CHUNK, of the site's range starting at fb_rng_row_first(key, r, row_size)):
+// fills w[0..len) with the chunk's Philox words and runs LOOP. Rows are split over threads.
+#define DROPOUT_FOR_EACH_MAPPED_ROW(LOOP)                                                            \
+    do {                                                                                             \
+        _Pragma("omp parallel for schedule(static) if (rows * row_size > FB_OMP_MIN_WORK)")          \
+        for (size_t r_ = 0; r_ < rows; r_++) {                                                       \
+            const uint64_t j0_ = fb_rng_row_first(key, r_, row_size);                                \
+            uint32_t w[DROPOUT_CHUNK];                                                               \
+            for (size_t c_ = 0; c_ < row_size; c_ += DROPOUT_CHUNK) {                                \
+                const size_t len = row_size - c_ < DROPOUT_CHUNK ? row_size - c_ : DROPOUT_CHUNK;    \
+                fb_philox_words(w, key, j0_ + c_, len);                                              \
+                const size_t lo = r_ * row_size + c_;                                                \
+                LOOP;                                                                                \
+            }                                                                                        \
+        }                                                                                            \
+    } while (0)
+
+// Without a row map the rows are one contiguous range of the site; the identity and p = 1 read
+// no mask.
+static int dropout_rows_flat(const fb_rng_key *key, float p, int training) {
+    return !key->row_map || !training || p == 0.0f || p == 1.0f;
+}
+
+fb_status dropout_rows_forward(float *out, const float *inp, size_t rows, size_t row_size, float p,
+                               const fb_rng_key *key, int training) {
+    FB_TRY(dropout_check(out, inp, rows * row_size, p, key));
+    if (dropout_rows_flat(key, p, training))
+        return dropout_forward(out, inp, rows * row_size, p, key, fb_rng_row_first(key, 0, row_size), training);
+    const float scale = 1.0f / (1.0f - p);
+    const uint32_t thr = fb_uniform_threshold(p);
+    DROPOUT_FOR_EACH_MAPPED_ROW(mask_forward(out + lo, inp + lo, w, len, thr, scale));
+    return FB_OK;
+}
+
+fb_status dropout_rows_backward(float *dinp, const float *dout, size_t rows, size_t row_size, float p,
+                                const fb_rng_key *key, int training) {
+    FB_TRY(dropout_check(dinp, dout, rows * row_size, p, key));
+    if (dropout_rows_flat(key, p, training))
+        return dropout_backward(dinp, dout, rows * row_size, p, key, fb_rng_row_first(key, 0, row_size), training);
+    FB_REQUIRE(dinp != dout, FB_ERR_CONFIG, "dropout: dinp must not alias dout");
+    const float scale = 1.0f / (1.0f - p);
+    const uint32_t thr = fb_uniform_threshold(p);
+    DROPOUT_FOR_EACH_MAPPED_ROW(mask_backward(dinp + lo, dout + lo, w, len, thr, scale));
     return FB_OK;
 }

@@ -8,9 +8,19 @@
 #include "rng.h"
 
 // out (n) = dropout(inp); out may alias inp. `first` is the index of inp[0] within the site's
-// tensor (a rank holding rows r0.. of a batch passes r0 * row_size, so masks match one process).
+// tensor; the key's row0 / row_map are not read (a flat range has no rows): a caller with rows
+// uses dropout_rows_forward, or passes fb_rng_row_first(key, 0, row_size).
 fb_status dropout_forward(float *out, const float *inp, size_t n, float p, const fb_rng_key *key,
                           uint64_t first, int training);
 // dinp (n) += mask * dout / (1 - p).
 fb_status dropout_backward(float *dinp, const float *dout, size_t n, float p, const fb_rng_key *key,
                            uint64_t first, int training);
+
+// The same on `rows` rows of row_size elements, indexed by the global row (kernels/rng.h): element
+// j of local row r is element fb_rng_row_first(key, r, row_size) + j of the site, so rows [k, B)
+// run alone with key->row0 = k get the whole batch's masks. out, inp (rows, row_size).
+fb_status dropout_rows_forward(float *out, const float *inp, size_t rows, size_t row_size, float p,
+                               const fb_rng_key *key, int training);
+// dinp (rows, row_size) += mask * dout / (1 - p).
+fb_status dropout_rows_backward(float *dinp, const float *dout, size_t rows, size_t row_size, float p,
+                                const fb_rng_key *key, int training);

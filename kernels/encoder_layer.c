@@ -89,11 +89,26 @@ static fb_status encoder_check_call(const encoder_layer_config *c, const encoder
     return FB_OK;
 }
 
-// The four dropout keys of the layer: seed and step from rng, sites c->site + ENC_SITE_*. Without
-// an rng (evaluation) the keys are zeros, never read since the dropouts are identities.
-static void layer_keys(fb_rng_key keys[ENC_LAYER_SITES], const encoder_layer_config *c, const fb_rng_key *rng) {
-    for (uint32_t k = 0; k < ENC_LAYER_SITES; k++)
-        keys[k] = (fb_rng_key){rng ? rng->seed : 0, rng ? rng->step : 0, c->site + k};
+// The four dropout keys of the layer: seed, step and row0 (the first sample's global row) from
+// rng, sites c->site + ENC_SITE_*. The attention and the two residual dropouts index by the sample
+// (leading dimension B); the FFN sees the B*S token rows, so its row0 is the first token's global
+// row, row0 * S. Without an rng (evaluation) the keys are zeros, never read since the dropouts are
+// identities.
+static void layer_keys(fb_rng_key keys[ENC_LAYER_SITES], const encoder_layer_config *c, const fb_rng_key *rng, int S) {
+    for (uint32_t k = 0; k < ENC_LAYER_SITES; k++) {
+        keys[k] = rng ? *rng : (fb_rng_key){0};
+        keys[k].site = c->site + k;
+    }
+    keys[ENC_SITE_FFN] = fb_rng_split_rows(&keys[ENC_SITE_FFN], (uint64_t)S);
+}
+
+// The checks on the rng both passes share: a key when dropout is live, and rows as they are.
+static fb_status layer_check_rng(const encoder_layer_config *c, int training, const fb_rng_key *rng) {
+    FB_REQUIRE(!(training && c->dropout > 0.0f) || rng, FB_ERR_CONFIG,
+               "encoder_layer: training with dropout=%g needs an rng key", (double)c->dropout);
+    FB_REQUIRE(!rng || !rng->row_map, FB_ERR_CONFIG,
+               "encoder_layer: the rng key has a row map; the layer's token rows cannot follow one");
+    return FB_OK;
 }
 
 fb_status encoder_layer_forward(float *out, encoder_layer_acts *a, const float *x,
@@ -102,32 +117,31 @@ fb_status encoder_layer_forward(float *out, encoder_layer_acts *a, const float *
                                 const fb_rng_key *rng) {
     FB_TRY(encoder_check_call(c, a, p, B, S));
     FB_REQUIRE(out && x && out != x, FB_ERR_SHAPE, "encoder_layer: missing input/output, or out aliases x");
-    FB_REQUIRE(!(training && c->dropout > 0.0f) || rng, FB_ERR_CONFIG,
-               "encoder_layer: training with dropout=%g needs an rng key", (double)c->dropout);
+    FB_TRY(layer_check_rng(c, training, rng));
     const int D = c->D, N = B * S;
-    const size_t n = (size_t)N * D;
+    const size_t n = (size_t)N * D, SD = (size_t)S * D;   // SD: one sample's (S, D) row of the dropout sites
     const float pd = c->dropout;
     mha_config mc = attn_config(c);
     ffn_config fc = ff_config(c);
     fb_rng_key keys[ENC_LAYER_SITES];
-    layer_keys(keys, c, rng);
+    layer_keys(keys, c, rng, S);
     if (!c->norm_first) {
         FB_TRY(mha_forward(a->sa, NULL, &a->attn, x, x, x, mask, &p->self_attn, &mc, B, S, S, D, D, training, &keys[ENC_SITE_ATTN]));
-        FB_TRY(dropout_forward(a->r1, a->sa, n, pd, &keys[ENC_SITE_DROP1], 0, training));
+        FB_TRY(dropout_rows_forward(a->r1, a->sa, (size_t)B, SD, pd, &keys[ENC_SITE_DROP1], training));
         add_to(a->r1, x, n);
         FB_TRY(layernorm_forward(a->x1, a->mean1, a->rstd1, a->r1, &p->norm1, N, D, c->eps));
         FB_TRY(ffn_forward(a->ff, &a->ffn, a->x1, &p->ff, &fc, N, training, &keys[ENC_SITE_FFN]));
-        FB_TRY(dropout_forward(a->r2, a->ff, n, pd, &keys[ENC_SITE_DROP2], 0, training));
+        FB_TRY(dropout_rows_forward(a->r2, a->ff, (size_t)B, SD, pd, &keys[ENC_SITE_DROP2], training));
         add_to(a->r2, a->x1, n);
         return layernorm_forward(out, a->mean2, a->rstd2, a->r2, &p->norm2, N, D, c->eps);
     }
     FB_TRY(layernorm_forward(a->n1, a->mean1, a->rstd1, x, &p->norm1, N, D, c->eps));
     FB_TRY(mha_forward(a->sa, NULL, &a->attn, a->n1, a->n1, a->n1, mask, &p->self_attn, &mc, B, S, S, D, D, training, &keys[ENC_SITE_ATTN]));
-    FB_TRY(dropout_forward(a->x1, a->sa, n, pd, &keys[ENC_SITE_DROP1], 0, training));
+    FB_TRY(dropout_rows_forward(a->x1, a->sa, (size_t)B, SD, pd, &keys[ENC_SITE_DROP1], training));
     add_to(a->x1, x, n);
     FB_TRY(layernorm_forward(a->n2, a->mean2, a->rstd2, a->x1, &p->norm2, N, D, c->eps));
     FB_TRY(ffn_forward(a->ff, &a->ffn, a->n2, &p->ff, &fc, N, training, &keys[ENC_SITE_FFN]));
-    FB_TRY(dropout_forward(out, a->ff, n, pd, &keys[ENC_SITE_DROP2], 0, training));
+    FB_TRY(dropout_rows_forward(out, a->ff, (size_t)B, SD, pd, &keys[ENC_SITE_DROP2], training));
     add_to(out, a->x1, n);
     return FB_OK;
 }
@@ -140,15 +154,14 @@ fb_status encoder_layer_backward(float *dx, encoder_layer_params *g, encoder_lay
     FB_REQUIRE(da && da->sa && da->x1 && da->ff && (c->norm_first ? (da->n1 && da->n2) : (da->r1 && da->r2)),
                FB_ERR_SHAPE, "encoder_layer: missing activation gradients");
     FB_REQUIRE(dout && x && dout != dx, FB_ERR_SHAPE, "encoder_layer: missing dout/x, or dout aliases dx");
-    FB_REQUIRE(!(training && c->dropout > 0.0f) || rng, FB_ERR_CONFIG,
-               "encoder_layer: training with dropout=%g needs an rng key", (double)c->dropout);
+    FB_TRY(layer_check_rng(c, training, rng));
     const int D = c->D, N = B * S;
-    const size_t n = (size_t)N * D, bytes = n * sizeof(float);
+    const size_t n = (size_t)N * D, bytes = n * sizeof(float), SD = (size_t)S * D;
     const float pd = c->dropout;
     mha_config mc = attn_config(c);
     ffn_config fc = ff_config(c);
     fb_rng_key keys[ENC_LAYER_SITES];
-    layer_keys(keys, c, rng);
+    layer_keys(keys, c, rng, S);
     mha_params *ga = g ? &g->self_attn : NULL;
     ffn_params *gf = g ? &g->ff : NULL;
     layernorm_params *gn1 = g ? &g->norm1 : NULL, *gn2 = g ? &g->norm2 : NULL;
@@ -157,25 +170,25 @@ fb_status encoder_layer_backward(float *dx, encoder_layer_params *g, encoder_lay
         FB_TRY(layernorm_backward(da->r2, gn2, dout, a->r2, a->mean2, a->rstd2, &p->norm2, N, D));
         memcpy(da->x1, da->r2, bytes);                        // residual branch
         memset(da->ff, 0, bytes);
-        FB_TRY(dropout_backward(da->ff, da->r2, n, pd, &keys[ENC_SITE_DROP2], 0, training));
+        FB_TRY(dropout_rows_backward(da->ff, da->r2, (size_t)B, SD, pd, &keys[ENC_SITE_DROP2], training));
         FB_TRY(ffn_backward(da->x1, gf, &da->ffn, da->ff, a->x1, &a->ffn, &p->ff, &fc, N, training, &keys[ENC_SITE_FFN]));
         memset(da->r1, 0, bytes);
         FB_TRY(layernorm_backward(da->r1, gn1, da->x1, a->r1, a->mean1, a->rstd1, &p->norm1, N, D));
         if (dx) add_to(dx, da->r1, n);                        // residual branch
         memset(da->sa, 0, bytes);
-        FB_TRY(dropout_backward(da->sa, da->r1, n, pd, &keys[ENC_SITE_DROP1], 0, training));
+        FB_TRY(dropout_rows_backward(da->sa, da->r1, (size_t)B, SD, pd, &keys[ENC_SITE_DROP1], training));
         return mha_backward(dx, dx, dx, ga, &da->attn, da->sa, x, x, x, &a->attn, &p->self_attn, &mc,
                             B, S, S, D, D, training, &keys[ENC_SITE_ATTN]);
     }
     memcpy(da->x1, dout, bytes);                              // residual branch
     memset(da->ff, 0, bytes);
-    FB_TRY(dropout_backward(da->ff, dout, n, pd, &keys[ENC_SITE_DROP2], 0, training));
+    FB_TRY(dropout_rows_backward(da->ff, dout, (size_t)B, SD, pd, &keys[ENC_SITE_DROP2], training));
     memset(da->n2, 0, bytes);
     FB_TRY(ffn_backward(da->n2, gf, &da->ffn, da->ff, a->n2, &a->ffn, &p->ff, &fc, N, training, &keys[ENC_SITE_FFN]));
     FB_TRY(layernorm_backward(da->x1, gn2, da->n2, a->x1, a->mean2, a->rstd2, &p->norm2, N, D));
     if (dx) add_to(dx, da->x1, n);                            // residual branch
     memset(da->sa, 0, bytes);
-    FB_TRY(dropout_backward(da->sa, da->x1, n, pd, &keys[ENC_SITE_DROP1], 0, training));
+    FB_TRY(dropout_rows_backward(da->sa, da->x1, (size_t)B, SD, pd, &keys[ENC_SITE_DROP1], training));
     memset(da->n1, 0, bytes);
     FB_TRY(mha_backward(da->n1, da->n1, da->n1, ga, &da->attn, da->sa, a->n1, a->n1, a->n1, &a->attn,
                         &p->self_attn, &mc, B, S, S, D, D, training, &keys[ENC_SITE_ATTN]));

@@ -57,8 +57,10 @@ int encoder_layer_declare_acts(fb_layout *acts_layout, const char *prefix, const
                                int B, int S, encoder_layer_acts *a, encoder_layer_acts *da);
 
 // out (B, S, D) from x (B, S, D); out must not alias x. src_key_padding_mask (B, S), 1 = padding,
-// or NULL. `rng` supplies seed and step (its site is replaced by c->site + ENC_SITE_*); it may be
-// NULL when !training or c->dropout == 0.
+// or NULL. `rng` supplies seed, step and row0, the global row of the first of the B samples (its
+// site is replaced by c->site + ENC_SITE_*; a row map is refused); every mask follows the sample's
+// global row (the FFN's token rows start at row0 * S), so samples [k, B) run alone with row0 = k
+// get the whole batch's masks. It may be NULL when !training or c->dropout == 0.
 fb_status encoder_layer_forward(float *out, encoder_layer_acts *a, const float *x,
                                 const uint8_t *src_key_padding_mask, const encoder_layer_params *p,
                                 const encoder_layer_config *c, int B, int S, int training,

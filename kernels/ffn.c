@@ -60,7 +60,7 @@ fb_status ffn_forward(float *out, ffn_acts *a, const float *inp, const ffn_param
     const size_t n = (size_t)N * c->F;
     FB_TRY(linear_forward(a->h, inp, &p->linear1, N, c->D, c->F));
     FB_TRY(activation_forward(c->activation, a->a, a->h, n));
-    if (training && c->dropout > 0.0f) FB_TRY(dropout_forward(a->a, a->a, n, c->dropout, rng, 0, 1));
+    if (training && c->dropout > 0.0f) FB_TRY(dropout_rows_forward(a->a, a->a, (size_t)N, (size_t)c->F, c->dropout, rng, 1));
     return linear_forward(out, a->a, &p->linear2, N, c->F, c->D);
 }
 
@@ -74,7 +74,7 @@ fb_status ffn_backward(float *dinp, ffn_params *g, ffn_acts *da, const float *do
     memset(da->h, 0, n * sizeof(float));
     FB_TRY(linear_backward(da->a, g ? &g->linear2 : NULL, dout, a->a, &p->linear2, N, c->F, c->D));
     // Dropout is linear, so its backward is the same masked scaling applied to the gradient.
-    if (training && c->dropout > 0.0f) FB_TRY(dropout_forward(da->a, da->a, n, c->dropout, rng, 0, 1));
+    if (training && c->dropout > 0.0f) FB_TRY(dropout_rows_forward(da->a, da->a, (size_t)N, (size_t)c->F, c->dropout, rng, 1));
     FB_TRY(activation_backward(c->activation, da->h, da->a, a->h, NULL, n));
     return linear_backward(dinp, g ? &g->linear1 : NULL, da->h, inp, &p->linear1, N, c->D, c->F);
 }

@@ -1,6 +1,9 @@
 // Transformer feed-forward block (torch.nn.TransformerEncoderLayer's _ff_block without the outer
 // dropout):  out = linear2(dropout(act(linear1(x)))),  linear1 D→F, linear2 F→D, act relu or gelu.
-// Dropout is Philox (kernels/rng.h), element n*F + f of the site; identity when !training or p = 0.
+// Dropout is Philox (kernels/rng.h), element n*F + f of the site with n the row's global index
+// (rng->row0 + local row, or through rng->row_map); identity when !training or p = 0. The leading
+// dimension is the N rows as passed: a caller passing the B*S token rows of samples [b0, b0 + B)
+// sets row0 = b0 * S (fb_rng_split_rows(key, S)), so a rank's masks are the whole batch's.
 #pragma once
 #include <stdint.h>
 #include "activations.h"
@@ -37,7 +40,8 @@ int ffn_declare(fb_layout *params_layout, const char *prefix, const ffn_config *
 int ffn_declare_acts(fb_layout *acts_layout, const char *prefix, const ffn_config *c, int N,
                      ffn_acts *a, ffn_acts *da);
 
-// out (N, D) from inp (N, D). `rng` is the dropout site (may be NULL when !training or p = 0).
+// out (N, D) from inp (N, D). `rng` is the dropout site and the global index of the first row (may
+// be NULL when !training or p = 0).
 fb_status ffn_forward(float *out, ffn_acts *a, const float *inp, const ffn_params *p,
                       const ffn_config *c, int N, int training, const fb_rng_key *rng);
 // Accumulates dinp (N, D) (skipped when NULL) and the gradients in g; da is overwritten scratch.

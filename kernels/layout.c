@@ -80,7 +80,7 @@ void fb_layout_initialize(fb_layout *L, uint64_t seed) {
         fb_tensor *t = &L->tensors[i];
         float *p = L->base[0] + t->offset;
         // The init stream of tensor i is (seed, step = all ones, site = i): no training step uses it.
-        fb_rng_key key = { seed, 0xffffffffu, (uint32_t)i };
+        fb_rng_key key = {.seed = seed, .step = 0xffffffffu, .site = (uint32_t)i};
         for (size_t j = 0; j < t->numel; j++) {
             switch (t->init) {
             case FB_INIT_ZERO: p[j] = 0.0f; break;

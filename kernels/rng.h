@@ -5,11 +5,41 @@
 //   seed  run seed            step  training step (so masks change every step)
 //   site  which dropout / sampling site in the model (so two layers never share a mask)
 //   index element index within that site's tensor
+// A kernel that sees only some rows of a batch (a rank's share, a gathered subset) indexes its
+// draws by the GLOBAL row, so the draws of a row do not depend on how the batch is split:
+//   index = global_row * per_row + offset within the row,  global_row = row0 + local row
+// (fb_rng_row_first). A zero-initialised key (row0 = 0, no row map) is a whole-batch call.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct { uint64_t seed; uint32_t step, site; } fb_rng_key;
+typedef struct {
+    uint64_t seed;
+    uint32_t step, site;
+    // The global index, in the call's leading dimension, of the first row the call sees (0 for a
+    // whole-batch call): a rank running rows [r0, r1) of the batch as its local rows 0.. sets r0.
+    uint64_t row0;
+    // NULL, or a gathered call's rows: local row r is row row0 + row_map[r] (a routing method
+    // running a path on the samples routed to it). Only kernels that take rows as they are read
+    // it (mha, ffn, dropout_rows); one that regroups rows (encoder_layer) refuses it.
+    const int *row_map;
+} fb_rng_key;
+
+// The global row of the call's local row r.
+static inline uint64_t fb_rng_row(const fb_rng_key *key, size_t r) {
+    return key->row0 + (key->row_map ? (uint64_t)key->row_map[r] : (uint64_t)r);
+}
+// The site index of the first element of local row r when every row holds per_row elements.
+static inline uint64_t fb_rng_row_first(const fb_rng_key *key, size_t r, uint64_t per_row) {
+    return fb_rng_row(key, r) * per_row;
+}
+// The key for an inner call whose rows are `split` consecutive rows per row of this call (an
+// encoder layer's B samples as the B·S token rows of its FFN: split = S). Not for a row map.
+static inline fb_rng_key fb_rng_split_rows(const fb_rng_key *key, uint64_t split) {
+    fb_rng_key k = *key;
+    k.row0 *= split;
+    return k;
+}
 
 // Four independent 32-bit words for counter block `block` (elements 4*block .. 4*block+3).
 void philox4x32_10(const fb_rng_key *key, uint64_t block, uint32_t out[4]);

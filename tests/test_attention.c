@@ -1,5 +1,5 @@
 // attention: PyTorch fixtures (both head paths), finite differences (with dropout), 1 vs 2 threads,
-// fully masked rows, initialisation, bad configs, canaries.
+// row decomposition (row0, row maps), fully masked rows, initialisation, bad configs, canaries.
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ typedef struct {
 static void case_setup(mha_case *m, mha_config c, int B, int S, int T, int self_attn) {
     memset(m, 0, sizeof *m);
     m->c = c; m->B = B; m->S = S; m->T = T; m->self_attn = self_attn;
-    m->rng = (fb_rng_key){1234, 7, 3};
+    m->rng = (fb_rng_key){.seed = 1234, .step = 7, .site = 3};
     fb_layout_canaries = 1;
     fb_layout_init(&m->P, 2);
     fb_layout_init(&m->A, 2);
@@ -270,6 +270,66 @@ static void test_threads_bitwise(void **state) {
     threads_case((mha_config){64, 32, 32, 4, 0.1f}, 256, 1, 2);   // 2-token heads: loops
 }
 
+// Row decomposition in training with dropout: samples [k, B) alone with rng.row0 = k, and a gathered
+// subset (row0 + a row map, as the routing methods call it), give the whole batch's outputs,
+// averaged weights, dropped probabilities and input gradients for those samples, bit for bit; the
+// tail with row0 = 0 does not (the check notices masks indexed by the local row). Bit for bit needs
+// the projections' SGEMMs to round a row the same at both row counts: OpenBLAS computes a small
+// product (rows x outputs below ~1200 here) with kernels whose rounding depends on the row count,
+// so every part below has at least 40 projection rows of 32 outputs.
+static void decomposition_case(mha_config c, int B, int S, int T, int k) {
+    mha_case w;
+    case_setup(&w, c, B, S, T, 0);
+    w.training = 1;
+    random_inputs(&w, 81);
+    random_mask(&w, 82);
+    assert_int_equal(run_forward(&w), FB_OK);
+    assert_int_equal(run_backward(&w), FB_OK);
+    int tail[64], map[64], gathered[64], ng = 0;
+    for (int i = 0; i < B - k; i++) tail[i] = k + i;
+    for (int i = 0; i + 1 < B; i++)   // row0 = 1, every sample i with i % 3 != 1
+        if (i % 3 != 1) { map[ng] = i; gathered[ng++] = 1 + i; }
+    const struct { const char *what; const int *src; int rows; uint64_t row0; const int *map; int expect; } cases[] = {
+        {"rows [k, B), row0 = k", tail, B - k, (uint64_t)k, NULL, 1},
+        {"gathered rows, row0 = 1 + map", gathered, ng, 1, map, 1},
+        {"rows [k, B), row0 = 0 (wrong)", tail, B - k, 0, NULL, 0},
+    };
+    const size_t D = c.D, SD = (size_t)S * D, ST = (size_t)S * T;
+    for (int q = 0; q < 3; q++) {
+        const int rows = cases[q].rows, *src = cases[q].src;
+        mha_case m;
+        case_setup(&m, c, rows, S, T, 0);   // the same parameters (same layout, same init seed)
+        m.training = 1;
+        m.rng.row0 = cases[q].row0;
+        m.rng.row_map = cases[q].map;
+        gather_rows(m.query, w.query, src, rows, SD);
+        gather_rows(m.key, w.key, src, rows, (size_t)T * c.Ek);
+        gather_rows(m.value, w.value, src, rows, (size_t)T * c.Ev);
+        gather_rows(m.probe, w.probe, src, rows, SD);
+        m.mask = malloc((size_t)rows * T);
+        for (int i = 0; i < rows; i++) memcpy(m.mask + (size_t)i * T, w.mask + (size_t)src[i] * T, (size_t)T);
+        assert_int_equal(run_forward(&m), FB_OK);
+        assert_int_equal(run_backward(&m), FB_OK);
+        const int dout = rows_differing(m.out, w.out, src, rows, SD) + rows_differing(m.weights, w.weights, src, rows, ST) +
+                         rows_differing(m.a.attd, w.a.attd, src, rows, c.H * ST);
+        const int dgrad = rows_differing(m.dquery, w.dquery, src, rows, SD) +
+                          rows_differing(m.dkey, w.dkey, src, rows, (size_t)T * c.Ek) +
+                          rows_differing(m.dvalue, w.dvalue, src, rows, (size_t)T * c.Ev);
+        printf("  decomposition attention B=%d S=%d T=%d k=%d %-30s: %d of %d sample rows differ (out, weights, "
+               "attd), %d of %d (dquery, dkey, dvalue)\n", B, S, T, k, cases[q].what, dout, 3 * rows, dgrad, 3 * rows);
+        if (cases[q].expect) assert_true(dout == 0 && dgrad == 0);
+        else assert_true(dout > 0);
+        case_teardown(&m);
+    }
+    case_teardown(&w);
+}
+
+static void test_decomposition(void **state) {
+    (void)state;
+    decomposition_case((mha_config){32, 24, 20, 4, 0.2f}, 13, 8, 10, 5);   // S*T*dh = 640: SGEMM heads
+    decomposition_case((mha_config){32, 32, 32, 4, 0.3f}, 61, 2, 2, 21);   // 2-token heads: loops
+}
+
 // A sample whose keys are all padded: weights 0, ctx 0 (so out = bo), no NaN anywhere, and no
 // gradient flows into that sample's query, keys or values. torch returns NaN here.
 static void test_fully_masked_row(void **state) {
@@ -444,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_fd_cross_dropout),
         cmocka_unit_test(test_fd_self_dropout),
         cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_decomposition),
         cmocka_unit_test(test_fully_masked_row),
         cmocka_unit_test(test_dropout_semantics),
         cmocka_unit_test(test_init),

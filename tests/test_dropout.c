@@ -1,6 +1,7 @@
 // dropout: torch's RNG cannot be matched, so the mask is tested against its definition
 // (keep iff fb_uniform(key, first + i) >= p), its statistics, and its invariances: same mask in
-// backward, for 1 vs 2 threads and for a split range; a new mask for a new step or site.
+// backward, for 1 vs 2 threads, for a split range and for rows run apart from their batch (row0,
+// row maps); a new mask for a new step or site.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "testutil.h"
 #include "../kernels/dropout.h"
 
-static const fb_rng_key KEY = {1234, 7, 3};
+static const fb_rng_key KEY = {.seed = 1234, .step = 7, .site = 3};
 
 // Kept elements are exactly x * (1 / (1 - p)) in float (three roundings: within 2 ulp of the exact
 // x / (1 - p)); dropped elements are 0.
@@ -103,14 +104,70 @@ static void test_threads_and_split(void **state) {
     free(x); free(dout);
 }
 
+// The row-wise form indexes rows by their global row: rows [k, B) alone with key.row0 = k, and a
+// gathered subset (row0 + a row map), get the whole batch's masks, forward and backward, bit for
+// bit and for 1 or 2 threads; the whole batch in rows is the flat call at first = 0. The tail with
+// row0 = 0 differs (so the check would notice rows indexed locally).
+static void test_row_decomposition(void **state) {
+    (void)state;
+    const int B = 37, k = 11;
+    const size_t R = 1001;   // odd row size: rows start mid Philox block; B*R > FB_OMP_MIN_WORK
+    const float p = 0.3f;
+    const size_t n = (size_t)B * R;
+    float *x = alloc_floats(n), *dout = alloc_floats(n), *d0 = alloc_floats(n);
+    float *y = alloc_floats(n), *d = alloc_floats(n), *flat = alloc_floats(n);
+    fill_uniform(x, n, 181, 1.0f);
+    fill_uniform(dout, n, 182, 1.0f);
+    fill_uniform(d0, n, 183, 1.0f);   // backward accumulates onto it
+    memcpy(d, d0, n * sizeof(float));
+    assert_int_equal(dropout_rows_forward(y, x, (size_t)B, R, p, &KEY, 1), FB_OK);
+    assert_int_equal(dropout_rows_backward(d, dout, (size_t)B, R, p, &KEY, 1), FB_OK);
+    assert_int_equal(dropout_forward(flat, x, n, p, &KEY, 0, 1), FB_OK);
+    assert_true(bitwise_equal(flat, y, n));
+
+    // Gathered: row0 = 2 and the rows i < 35 with i % 3 != 1 (23 rows, enough to go parallel).
+    int tail[37], map[37], gathered[37], ng = 0;
+    for (int i = 0; i < B - k; i++) tail[i] = k + i;
+    for (int i = 0; i < 35; i++)
+        if (i % 3 != 1) { map[ng] = i; gathered[ng++] = 2 + i; }
+    const struct { const char *what; const int *src; int rows; uint64_t row0; const int *map; int expect; } cases[] = {
+        {"rows [11, 37), row0 = 11", tail, B - k, (uint64_t)k, NULL, 1},
+        {"23 gathered rows, row0 = 2 + map", gathered, ng, 2, map, 1},
+        {"rows [11, 37), row0 = 0 (wrong)", tail, B - k, 0, NULL, 0},
+    };
+    float *py = alloc_floats(n), *px = alloc_floats(n), *pdout = alloc_floats(n), *pd = alloc_floats(n);
+    for (int c = 0; c < 3; c++) {
+        const int rows = cases[c].rows;
+        fb_rng_key key = KEY;
+        key.row0 = cases[c].row0;
+        key.row_map = cases[c].map;
+        gather_rows(px, x, cases[c].src, rows, R);
+        gather_rows(pdout, dout, cases[c].src, rows, R);
+        for (int t = 1; t <= 2; t++) {
+            set_threads(t);
+            gather_rows(pd, d0, cases[c].src, rows, R);
+            assert_int_equal(dropout_rows_forward(py, px, (size_t)rows, R, p, &key, 1), FB_OK);
+            assert_int_equal(dropout_rows_backward(pd, pdout, (size_t)rows, R, p, &key, 1), FB_OK);
+            const int dy = rows_differing(py, y, cases[c].src, rows, R), dd = rows_differing(pd, d, cases[c].src, rows, R);
+            printf("  decomposition dropout %-34s %d thread(s): %d of %d rows differ (forward), %d (backward)\n",
+                   cases[c].what, t, dy, rows, dd);
+            if (cases[c].expect) assert_true(dy == 0 && dd == 0);
+            else assert_true(dy > 0 && dd > 0);
+        }
+    }
+    set_threads(2);
+    free(x); free(dout); free(d0); free(y); free(d); free(flat); free(py); free(px); free(pdout); free(pd);
+}
+
 // A different step or site gives a different mask (about half the elements differ at p = 0.5).
 static void test_step_and_site_change_mask(void **state) {
     (void)state;
     const size_t n = 10000;
     float *x = alloc_floats(n), *a = alloc_floats(n), *b = alloc_floats(n);
     for (size_t i = 0; i < n; i++) x[i] = 1.0f;
-    fb_rng_key other[] = {{KEY.seed, KEY.step + 1, KEY.site}, {KEY.seed, KEY.step, KEY.site + 1},
-                          {KEY.seed + 1, KEY.step, KEY.site}};
+    fb_rng_key other[] = {{.seed = KEY.seed, .step = KEY.step + 1, .site = KEY.site},
+                          {.seed = KEY.seed, .step = KEY.step, .site = KEY.site + 1},
+                          {.seed = KEY.seed + 1, .step = KEY.step, .site = KEY.site}};
     assert_int_equal(dropout_forward(a, x, n, 0.5f, &KEY, 0, 1), FB_OK);
     for (int k = 0; k < 3; k++) {
         assert_int_equal(dropout_forward(b, x, n, 0.5f, &other[k], 0, 1), FB_OK);
@@ -175,6 +232,7 @@ int main(void) {
         cmocka_unit_test(test_kept_fraction),
         cmocka_unit_test(test_backward_same_mask),
         cmocka_unit_test(test_threads_and_split),
+        cmocka_unit_test(test_row_decomposition),
         cmocka_unit_test(test_step_and_site_change_mask),
         cmocka_unit_test(test_identity_and_extremes),
         cmocka_unit_test(test_bad_arguments),

@@ -1,5 +1,5 @@
 // encoder_layer: PyTorch fixtures (post/pre-norm, relu/gelu, padding mask), finite differences
-// with dropout, 1 vs 2 threads, fully padded sample, bad configs, canaries.
+// with dropout, 1 vs 2 threads, row decomposition (row0), fully padded sample, bad configs, canaries.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +25,7 @@ static encoder_layer_config config(int D, int H, int F, fb_activation act, float
 static void case_setup(enc_case *m, encoder_layer_config c, int B, int S) {
     memset(m, 0, sizeof *m);
     m->c = c; m->B = B; m->S = S;
-    m->rng = (fb_rng_key){2024, 3, 999};   // the site is replaced by c.site + ENC_SITE_*
+    m->rng = (fb_rng_key){.seed = 2024, .step = 3, .site = 999};   // the site is replaced by c.site + ENC_SITE_*
     fb_layout_canaries = 1;
     fb_layout_init(&m->P, 2);
     fb_layout_init(&m->A, 2);
@@ -210,6 +210,58 @@ static void test_threads_bitwise(void **state) {
     }
 }
 
+// Row decomposition in training with dropout: samples [k, B) alone with rng.row0 = k give the whole
+// batch's output and input-gradient rows bit for bit (the attention and residual masks follow the
+// sample, the FFN's the token row row0 * S + s); with row0 = 0 they differ. A row map is refused
+// (the FFN's token rows could not follow it). Every part keeps 56 token rows of 32 outputs: OpenBLAS
+// rounds a small product (rows x outputs below ~1200) differently at another row count.
+static void test_decomposition(void **state) {
+    (void)state;
+    const int B = 10, S = 8, k = 3;
+    for (int nf = 0; nf < 2; nf++) {
+        const encoder_layer_config c = config(32, 4, 64, FB_ACT_GELU, 0.2f, nf);
+        const size_t SD = (size_t)S * c.D;
+        enc_case w;
+        case_setup(&w, c, B, S);
+        w.training = 1;
+        fill_uniform(w.x, (size_t)B * SD, 51, 1.0f);
+        fill_uniform(w.probe, (size_t)B * SD, 52, 1.0f);
+        w.mask = calloc((size_t)B * S, 1);
+        for (int b = 0; b < B; b++)
+            for (int s = S - b % 3; s < S; s++) w.mask[(size_t)b * S + s] = 1;   // 0..2 padded positions
+        assert_int_equal(run_forward(&w), FB_OK);
+        assert_int_equal(run_backward(&w), FB_OK);
+        int tail[10];
+        for (int i = 0; i < B - k; i++) tail[i] = k + i;
+        for (int wrong = 0; wrong < 2; wrong++) {
+            enc_case m;
+            case_setup(&m, c, B - k, S);   // the same parameters (same layout, same init seed)
+            m.training = 1;
+            m.rng.row0 = wrong ? 0 : (uint64_t)k;
+            gather_rows(m.x, w.x, tail, B - k, SD);
+            gather_rows(m.probe, w.probe, tail, B - k, SD);
+            m.mask = malloc((size_t)(B - k) * S);
+            memcpy(m.mask, w.mask + (size_t)k * S, (size_t)(B - k) * S);
+            assert_int_equal(run_forward(&m), FB_OK);
+            assert_int_equal(run_backward(&m), FB_OK);
+            const int dout = rows_differing(m.out, w.out, tail, B - k, SD), dgrad = rows_differing(m.dx, w.dx, tail, B - k, SD);
+            printf("  decomposition encoder %s-norm B=%d S=%d samples [%d, %d) with row0 = %d: %d of %d rows differ (out), "
+                   "%d (dx)\n", nf ? "pre" : "post", B, S, k, B, wrong ? 0 : k, dout, B - k, dgrad);
+            if (!wrong) assert_true(dout == 0 && dgrad == 0);
+            else assert_true(dout > 0 && dgrad > 0);
+            if (!wrong) {   // a gathered row map is refused, forward and backward
+                m.rng.row_map = tail;
+                assert_int_equal(run_forward(&m), FB_ERR_CONFIG);
+                assert_non_null(strstr(fb_last_error(), "row map"));
+                assert_int_equal(run_backward(&m), FB_ERR_CONFIG);
+                m.rng.row_map = NULL;
+            }
+            case_teardown(&m);
+        }
+        case_teardown(&w);
+    }
+}
+
 // A sample with every position padded: torch gives NaN; we give finite values (attention output
 // bo for that sample) and finite gradients, and the other samples are unaffected.
 static void test_fully_padded_sample(void **state) {
@@ -330,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_fd_post),
         cmocka_unit_test(test_fd_pre),
         cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_decomposition),
         cmocka_unit_test(test_fully_padded_sample),
         cmocka_unit_test(test_dropout_sites),
         cmocka_unit_test(test_names),

@@ -1,6 +1,7 @@
 // Every fusion method in the table, generically: PyTorch fixtures (every output, input gradient
 // and parameter gradient, loaded and compared by layout name), finite differences, 1 vs 2 threads,
-// canaries, and bad inputs. A method in methods.def without a fixture case fails here.
+// row decomposition (c.rng.row0), canaries, and bad inputs. A method in methods.def without a
+// fixture case fails here.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,148 @@ static void test_threads_bitwise(void **state) {
     }
 }
 
+// Row decomposition: every method and variant, in training with its randomness live (dropout 0.1,
+// modality masks p = 0.5, sampled routes; shomr's threshold low enough that samples take every
+// route), over three steps. Samples [k, B) run alone — a method created for B - k samples with the
+// same parameters, c.rng.row0 = k — give the whole batch's output rows, input-gradient rows and
+// routes bit for bit: every draw follows the sample's global row (and a draw made once for the
+// whole batch does not depend on row0). Printed per case: the routes the part took, whether the
+// method has randomness (its output changes with the step) and in how many rows the tail with
+// row0 = 0 differs (all, for per-sample draws). Sizes keep every part's products at 25+ rows of 64
+// outputs (a routed path's too: 200 vector samples): OpenBLAS rounds a small product (rows x
+// outputs below ~1200) differently at another row count.
+static void decomposition_case(const fusion_method *m, int variant) {
+    const int vec = m->kind == FUSION_VECTOR, B = vec ? 320 : 40, k = vec ? 120 : 15, steps = 3;
+    fusion_config c = vec ? fusion_default_config(B, 1, 1, 64, 64) : fusion_default_config(B, 4, 3, 64, 64);
+    c.F = 128;       // small inner widths and depths keep the deep methods quick
+    c.L = 8;
+    c.layers = 2;
+    c.threshold = 0.52f;
+    c.p_a = c.p_b = 0.5f;
+    c.variant = variant;
+    fusion_run w, t;
+    if (run_setup(&w, m, &c) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+    fusion_config ct = c;
+    ct.B = B - k;
+    ct.rng.row0 = (uint64_t)k;
+    if (run_setup(&t, m, &ct) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+    fill_uniform(w.a, w.na, 11, 1.0f);
+    fill_uniform(w.b, w.nb, 12, 1.0f);
+    fill_uniform(w.dout, w.nout, 13, 1.0f);
+    const size_t ra = w.na / B, rb = w.nb / B, ro = w.nout / B;   // floats per sample
+    int tail[320];
+    for (int r = 0; r < B - k; r++) tail[r] = k + r;
+    gather_rows(t.a, w.a, tail, B - k, ra);
+    gather_rows(t.b, w.b, tail, B - k, rb);
+    gather_rows(t.dout, w.dout, tail, B - k, ro);
+
+    float *first = alloc_floats(w.nout), *again = alloc_floats(w.nout);
+    int dout = 0, dgrad = 0, droutes = 0, local = 0, random = 0, counts[8] = {0};
+    for (int step = 0; step < steps; step++) {
+        w.f.c.rng.step = t.f.c.rng.step = 5 + (uint32_t)step;
+        t.f.c.rng.row0 = (uint64_t)k;
+        run_forward_backward(&w);
+        run_forward_backward(&t);
+        dout += rows_differing(t.out, w.out, tail, B - k, ro);
+        dgrad += rows_differing(t.da, w.da, tail, B - k, ra) + rows_differing(t.db, w.db, tail, B - k, rb);
+        if (w.f.diag.routes) {
+            if (!t.f.diag.routes) fail_msg("%s: routes in the whole batch, none in the part", m->name);
+            for (int r = 0; r < B - k; r++) {
+                droutes += t.f.diag.routes[r] != w.f.diag.routes[k + r];
+                if (t.f.diag.routes[r] >= 0 && t.f.diag.routes[r] < 8) counts[t.f.diag.routes[r]]++;
+            }
+        }
+        if (step == 0) memcpy(first, w.out, w.nout * sizeof(float));
+        else random |= !bitwise_equal(first, w.out, w.nout);
+        t.f.c.rng.row0 = 0;   // the tail as if it were a whole batch
+        if (fusion_forward(&t.f, again, t.a, t.b) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+        local += rows_differing(again, w.out, tail, B - k, ro);
+    }
+    char name[96], used[64] = "";
+    snprintf(name, sizeof name, "%s/%s", m->name, m->variants[variant] ? m->variants[variant] : "default");
+    for (int e = 0; w.f.diag.routes && e < w.f.diag.experts && e < 8; e++)
+        snprintf(used + strlen(used), sizeof used - strlen(used), "%s%d", e ? "/" : " (", counts[e]);
+    if (*used) snprintf(used + strlen(used), sizeof used - strlen(used), ")");
+    printf("  decomposition %-44s [%d,%d) row0=%d, %d steps: %d of %d rows differ (out), %d (da, db), %d routes%s; "
+           "randomness %s, row0=0 differs in %d rows\n", name, k, B, k, steps, dout, steps * (B - k), dgrad, droutes,
+           used, random ? "yes" : "no", local);
+    if (dout || dgrad || droutes)
+        fail_msg("%s: samples [%d, %d) alone with row0 = %d differ from the whole batch's", name, k, B, k);
+    free(first);
+    free(again);
+    run_teardown(&t);
+    run_teardown(&w);
+}
+
+// Max |a - b| / max |b| over n floats (0 when both are zero).
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+// A lowered batch (fusion.h: c.B may be lowered between calls). In evaluation no sample sees
+// another, so a call on the first k rows with c.B = k must give the whole batch's first k output and
+// input-gradient rows, and the parameter gradients of the whole batch whose d(out) rows past k are
+// zero (within rounding: OpenBLAS blocks a product differently by row count). A block that kept
+// the B it was created with would run stale rows past k through backward.
+static void test_lowered_batch(void **state) {
+    (void)state;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        const fusion_method *m = fusion_methods[i];
+        const int vec = m->kind == FUSION_VECTOR, B = vec ? 96 : 12, k = vec ? 40 : 5;
+        fusion_config c = vec ? fusion_default_config(B, 1, 1, 64, 64) : fusion_default_config(B, 4, 3, 64, 64);
+        c.F = 128;
+        c.L = 8;
+        c.layers = 2;
+        c.training = 0;
+        fusion_run r;
+        if (run_setup(&r, m, &c) != FB_OK) fail_msg("%s: %s", m->name, fb_last_error());
+        fill_uniform(r.a, r.na, 21, 1.0f);
+        fill_uniform(r.b, r.nb, 22, 1.0f);
+        fill_uniform(r.dout, r.nout, 23, 1.0f);
+        const size_t ra = r.na / B, rb = r.nb / B, ro = r.nout / B;
+        for (size_t j = (size_t)k * ro; j < r.nout; j++) r.dout[j] = 0.0f;   // rows past k count for nothing
+        run_forward_backward(&r);
+        float *out = alloc_floats(r.nout), *da = alloc_floats(r.na), *db = alloc_floats(r.nb), *dp = alloc_floats(r.P.total);
+        memcpy(out, r.out, r.nout * sizeof(float));
+        memcpy(da, r.da, r.na * sizeof(float));
+        memcpy(db, r.db, r.nb * sizeof(float));
+        memcpy(dp, r.P.base[1], r.P.total * sizeof(float));
+        // Rows past k change (a lowered call must neither read nor write them).
+        fill_uniform(r.a + (size_t)k * ra, r.na - (size_t)k * ra, 31, 1.0f);
+        fill_uniform(r.b + (size_t)k * rb, r.nb - (size_t)k * rb, 32, 1.0f);
+        fill_uniform(r.dout + (size_t)k * ro, r.nout - (size_t)k * ro, 33, 1.0f);
+        r.f.c.B = k;
+        run_forward_backward(&r);
+        const double e_out = rel_diff(r.out, out, (size_t)k * ro), e_da = rel_diff(r.da, da, (size_t)k * ra),
+                     e_db = rel_diff(r.db, db, (size_t)k * rb);
+        double e_p = 0;
+        for (int t = 0; t < r.P.count; t++) {   // per tensor: the padding holds canaries
+            const fb_tensor *tt = &r.P.tensors[t];
+            e_p = fmax(e_p, rel_diff(r.P.base[1] + tt->offset, dp + tt->offset, tt->numel));
+        }
+        printf("  lowered %-24s c.B %d -> %d: out %.1e, da %.1e, db %.1e, parameter gradients %.1e\n", m->name, B, k,
+               e_out, e_da, e_db, e_p);
+        if (e_out > 1e-5 || e_da > 1e-5 || e_db > 1e-5 || e_p > 1e-5)
+            fail_msg("%s: a call with c.B lowered to %d differs from the whole batch's first %d rows", m->name, k, k);
+        r.f.c.B = B;
+        free(out); free(da); free(db); free(dp);
+        run_teardown(&r);
+    }
+}
+
+static void test_decomposition(void **state) {
+    (void)state;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        const fusion_method *m = fusion_methods[i];
+        for (int v = 0; v == 0 || (v < FUSION_MAX_VARIANTS && m->variants[v]); v++) decomposition_case(m, v);
+    }
+}
+
 static void test_bad_inputs(void **state) {
     (void)state;
     for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
@@ -279,6 +422,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_and_fd),
         cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_decomposition),
+        cmocka_unit_test(test_lowered_batch),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_mismatched_widths),
     };

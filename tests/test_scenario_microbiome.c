@@ -1,8 +1,9 @@
 // The microbiome scenario model (harness/scenario_microbiome.c): PyTorch fixtures (out, both loss
 // terms, the loss gradient and every parameter gradient, per fusion path), finite differences
 // through model + loss, every fitting method end to end and the refusal of the others, row
-// decomposition of the loss and of forward/backward (dropout on), 1 vs 2 threads bitwise, the
-// generator, the UniFrac target on SOURCE-SYSTEMS.md's worked example, bad inputs and the speed.
+// decomposition of the loss and of forward/backward (dropout on, every fitting method), 1 vs 2
+// threads bitwise, the generator, the UniFrac target on SOURCE-SYSTEMS.md's worked example, bad
+// inputs and the speed.
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -246,73 +247,96 @@ static void test_methods(void **state) {
 
 // ---- row decomposition ----
 
-static void test_decomposition(void **state) {
-    (void)state;
-    const char *methods[] = {"categorical_add", "gmu", "conditional_scaling"};
+// One method and variant, in training with dropout on: forward of rows [0, k) and [k, N) with
+// first = r0 bitwise the whole batch's rows (every draw, the method's own included, follows the
+// global row), and the gradients of the two parts adding up to the whole batch's. With loss_terms,
+// also the loss terms of [0, k) + [k, N) = whole and their gradient rows bitwise (the loss is the
+// scenario's, whatever the method).
+static void decomposition_case(const fusion_method *fm, int variant, int loss_terms) {
     const int N = 8, k = 3;
-    for (size_t mi = 0; mi < sizeof methods / sizeof *methods; mi++) {
-        model_config c = default_config(methods[mi], N);
-        run r;
-        if (run_setup(&r, &c) != FB_OK) fail_msg("%s", fb_last_error());
-        run_samples(&r, 7);
-        r.b.training = 1;   // dropout on
-        const int od = r.m.out_dim;
-        double whole[2];
-        run_step(&r, 0, whole);
-        float *out_full = alloc_floats((size_t)N * od), *dout_full = alloc_floats((size_t)N * od);
-        float *grad_full = alloc_floats(r.P.total), *grad_parts = alloc_floats(r.P.total);
-        memcpy(out_full, r.out, (size_t)N * od * sizeof(float));
-        memcpy(dout_full, r.dout, (size_t)N * od * sizeof(float));
-        memcpy(grad_full, r.P.base[1], r.P.total * sizeof(float));
+    char name[96];
+    snprintf(name, sizeof name, "%s/%s", fm->name, fm->variants[variant] ? fm->variants[variant] : "default");
+    model_config c = default_config(fm->name, N);
+    c.variant = variant;
+    run r;
+    if (run_setup(&r, &c) != FB_OK) {   // a form that needs cat_dim = D (as in test_methods)
+        assert_non_null(strstr(fb_last_error(), "E="));
+        c.cat_dim = 64;
+        if (run_setup(&r, &c) != FB_OK) fail_msg("%s with cat_dim = D: %s", name, fb_last_error());
+    }
+    run_samples(&r, 7);
+    r.b.training = 1;   // dropout on
+    const int od = r.m.out_dim;
+    double whole[2];
+    run_step(&r, 0, whole);
+    float *out_full = alloc_floats((size_t)N * od), *dout_full = alloc_floats((size_t)N * od);
+    float *grad_full = alloc_floats(r.P.total), *grad_parts = alloc_floats(r.P.total);
+    memcpy(out_full, r.out, (size_t)N * od * sizeof(float));
+    memcpy(dout_full, r.dout, (size_t)N * od * sizeof(float));
+    memcpy(grad_full, r.P.base[1], r.P.total * sizeof(float));
 
-        // Loss terms of [0, k) + [k, N) = whole; gradient rows bitwise.
-        for (int pb = 0; pb <= N / 2; pb += N / 2) {
-            double all[2], a[2], b2[2];
-            float *d_all = alloc_floats((size_t)N * od), *d_part = alloc_floats((size_t)N * od);
-            TRY(r.m.s->loss(&r.m, out_full, r.y, N, 0, N, pb, all, d_all));
-            TRY(r.m.s->loss(&r.m, out_full, r.y, N, 0, k, pb, a, d_part));
-            TRY(r.m.s->loss(&r.m, out_full, r.y, N, k, N, pb, b2, d_part + (size_t)k * od));
-            for (int t = 0; t < 2; t++) {
-                double err = fabs(a[t] + b2[t] - all[t]) / fabs(all[t]);
-                printf("  decomp  %-20s %-8s pair_block %d: [0,%d) + [%d,%d) vs whole rel err %.2e\n", methods[mi],
-                       r.m.term_names[t], pb, k, k, N, err);
-                assert_true(err < 1e-12);
-            }
-            assert_true(bitwise_equal(d_all, d_part, (size_t)N * od));
-            free(d_all);
-            free(d_part);
+    // Loss terms of [0, k) + [k, N) = whole; gradient rows bitwise.
+    for (int pb = 0; loss_terms && pb <= N / 2; pb += N / 2) {
+        double all[2], a[2], b2[2];
+        float *d_all = alloc_floats((size_t)N * od), *d_part = alloc_floats((size_t)N * od);
+        TRY(r.m.s->loss(&r.m, out_full, r.y, N, 0, N, pb, all, d_all));
+        TRY(r.m.s->loss(&r.m, out_full, r.y, N, 0, k, pb, a, d_part));
+        TRY(r.m.s->loss(&r.m, out_full, r.y, N, k, N, pb, b2, d_part + (size_t)k * od));
+        for (int t = 0; t < 2; t++) {
+            double err = fabs(a[t] + b2[t] - all[t]) / fabs(all[t]);
+            printf("  decomp  %-34s %-8s pair_block %d: [0,%d) + [%d,%d) vs whole rel err %.2e\n", name,
+                   r.m.term_names[t], pb, k, k, N, err);
+            assert_true(err < 1e-12);
         }
-        // N = 1: unifrac is 0.
+        assert_true(bitwise_equal(d_all, d_part, (size_t)N * od));
+        free(d_all);
+        free(d_part);
+    }
+    if (loss_terms) {   // N = 1: unifrac is 0.
         double one[2];
         TRY(r.m.s->loss(&r.m, out_full, r.y, 1, 0, 1, 0, one, r.dout));
         assert_true(one[1] == 0.0);
-
-        // Forward of rows [k, N) with first = k: bitwise the whole batch's rows; the gradients of
-        // [0, k) and [k, N) add up to the whole batch's.
-        fb_layout_zero(&r.P, 1);
-        for (int part = 0; part < 2; part++) {
-            int r0 = part ? k : 0, r1 = part ? N : k;
-            model_batch b = {.B = r1 - r0, .x = r.x + (size_t)r0 * r.m.in_stride, .y = r.y + (size_t)r0 * r.m.y_stride,
-                             .first = (uint64_t)r0, .step = r.b.step, .training = 1};
-            TRY(r.m.s->forward(&r.m, &b, r.out));
-            if (!bitwise_equal(r.out, out_full + (size_t)r0 * od, (size_t)(r1 - r0) * od))
-                fail_msg("%s: forward of rows [%d, %d) with first = %d differs from the whole batch's", methods[mi], r0, r1, r0);
-            TRY(r.m.s->backward(&r.m, &b, dout_full + (size_t)r0 * od));
-        }
-        memcpy(grad_parts, r.P.base[1], r.P.total * sizeof(float));
-        double diff = 0, scale = 0;
-        for (int t = 0; t < r.P.count; t++)   // tensor by tensor (the canaries between them are NaN)
-            for (size_t i = r.P.tensors[t].offset; i < r.P.tensors[t].offset + r.P.tensors[t].numel; i++) {
-                double d = fabs((double)grad_parts[i] - grad_full[i]);
-                diff = isnan(d) || d > diff ? d : diff;
-                scale = fmax(scale, fabs((double)grad_full[i]));
-            }
-        printf("  decomp  %-20s forward rows [%d,%d) first=%d bitwise; gradients [0,%d)+[%d,%d) vs whole %.2e\n",
-               methods[mi], k, N, k, k, k, N, diff / scale);
-        assert_true(diff / scale < 1e-5);   // false for NaN
-        free(out_full); free(dout_full); free(grad_full); free(grad_parts);
-        run_teardown(&r);
     }
+
+    // Forward of rows [k, N) with first = k: bitwise the whole batch's rows; the gradients of
+    // [0, k) and [k, N) add up to the whole batch's.
+    fb_layout_zero(&r.P, 1);
+    for (int part = 0; part < 2; part++) {
+        int r0 = part ? k : 0, r1 = part ? N : k;
+        model_batch b = {.B = r1 - r0, .x = r.x + (size_t)r0 * r.m.in_stride, .y = r.y + (size_t)r0 * r.m.y_stride,
+                         .first = (uint64_t)r0, .step = r.b.step, .training = 1};
+        TRY(r.m.s->forward(&r.m, &b, r.out));
+        if (!bitwise_equal(r.out, out_full + (size_t)r0 * od, (size_t)(r1 - r0) * od))
+            fail_msg("%s: forward of rows [%d, %d) with first = %d differs from the whole batch's", name, r0, r1, r0);
+        TRY(r.m.s->backward(&r.m, &b, dout_full + (size_t)r0 * od));
+    }
+    memcpy(grad_parts, r.P.base[1], r.P.total * sizeof(float));
+    double diff = 0, scale = 0;
+    for (int t = 0; t < r.P.count; t++)   // tensor by tensor (the canaries between them are NaN)
+        for (size_t i = r.P.tensors[t].offset; i < r.P.tensors[t].offset + r.P.tensors[t].numel; i++) {
+            double d = fabs((double)grad_parts[i] - grad_full[i]);
+            diff = isnan(d) || d > diff ? d : diff;
+            scale = fmax(scale, fabs((double)grad_full[i]));
+        }
+    printf("  decomp  %-34s forward rows [0,%d) [%d,%d) first=0,%d bitwise; gradients summed vs whole %.2e\n", name,
+           k, k, N, k, diff / scale);
+    assert_true(diff / scale < 1e-5);   // false for NaN
+    free(out_full); free(dout_full); free(grad_full); free(grad_parts);
+    run_teardown(&r);
+}
+
+// Every fitting method and variant, those with their own randomness (dropout, modality masks)
+// included: the keys' row0 makes every draw follow the global row.
+static void test_decomposition(void **state) {
+    (void)state;
+    int cases = 0;
+    for (int i = 0; i < FUSION_METHOD_COUNT; i++) {
+        const fusion_method *fm = fusion_methods[i];
+        char why[256];
+        if (scenario_microbiome.fits(fm, why, sizeof why) != 0) continue;
+        for (int v = 0; v == 0 || (v < FUSION_MAX_VARIANTS && fm->variants[v]); v++) decomposition_case(fm, v, cases++ == 0);
+    }
+    assert_true(cases >= 6);
 }
 
 // ---- threads ----

@@ -11,10 +11,9 @@
 #include "testutil.h"
 #include "../harness/model.h"
 
-// The kernels behind most dropout sites (mha, ffn, encoder_layer, the fusion methods) take no
-// global row offset yet, so with dropout on a decomposed forward differs from the one-process run
-// there. Set to 1 once they do: the dropout-on decomposition check then becomes an assertion.
-#define KERNELS_TAKE_ROW_OFFSET 0
+// Every kernel behind a dropout site (dropout, mha, ffn, encoder_layer, the fusion methods) indexes
+// its draws by the global row (fb_rng_key.row0), so the dropout-on decomposition is asserted.
+#define KERNELS_TAKE_ROW_OFFSET 1
 
 typedef struct {
     model m;
@@ -340,8 +339,6 @@ static void test_decomposition(void **state) {
         decomposition_case(methods[i], 0.0f, 1, 1);   // training, no dropout
         decomposition_case(methods[i], 0.1f, 1, KERNELS_TAKE_ROW_OFFSET);
     }
-    if (!KERNELS_TAKE_ROW_OFFSET)
-        printf("  NOTE dropout-on decomposition not asserted: mha/ffn/encoder_layer/fusion kernels take no row offset\n");
 }
 
 // ---------------------------------------------------------------- threads

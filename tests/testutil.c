@@ -194,3 +194,13 @@ void set_threads(int n) {
 }
 
 int bitwise_equal(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+void gather_rows(float *part, const float *whole, const int *src, int rows, size_t row_size) {
+    for (int i = 0; i < rows; i++) memcpy(part + (size_t)i * row_size, whole + (size_t)src[i] * row_size, row_size * sizeof(float));
+}
+
+int rows_differing(const float *part, const float *whole, const int *src, int rows, size_t row_size) {
+    int n = 0;
+    for (int i = 0; i < rows; i++) n += !bitwise_equal(part + (size_t)i * row_size, whole + (size_t)src[i] * row_size, row_size);
+    return n;
+}

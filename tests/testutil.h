@@ -55,5 +55,10 @@ void fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 float *alloc_floats(size_t n);   // zeroed, fails the test on OOM
 void set_threads(int n);         // OpenMP and OpenBLAS thread count
 int bitwise_equal(const float *a, const float *b, size_t n);
+// Row decomposition: a sub-batch holds rows src[0..rows) of a whole batch, row_size floats each.
+// gather_rows copies them out of the whole; rows_differing counts the sub-batch's rows that are not
+// bitwise the whole's (0: the part reproduces the whole run's rows).
+void gather_rows(float *part, const float *whole, const int *src, int rows, size_t row_size);
+int rows_differing(const float *part, const float *whole, const int *src, int rows, size_t row_size);
 // One line for the worst-error table at the end of a test binary.
 void report_worst(void);

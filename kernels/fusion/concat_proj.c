@@ -13,11 +13,11 @@
 //     nn.Linear default initialisation (U(±1/sqrt(D + E)) for weight and bias) in both variants,
 //     LayerNorm weight 1, bias 0.
 //   - the dropout mask is site 0 of the method's rng sites (fusion_rng(f, 0)), indexed by the
-//     element's position in (B, D).
+//     element's position in the global batch's (B, D): row c.rng.row0 + b.
 // [a; b] is never formed: linear_concat runs two SGEMMs on W's column blocks. "calendar" keeps
 // z = W [a; b] + c and y = LN(z) (with mean/rstd) for the backward pass; GELU writes out directly
 // and dropout runs in place on it (no pass at all in evaluation). Its backward regenerates the mask
-// (inverted dropout is its own adjoint: dropout_forward(dy, dout) gives mask/(1-p) ⊙ dout) and
+// (inverted dropout is its own adjoint: dropout_rows_forward(dy, dout) gives mask/(1-p) ⊙ dout) and
 // multiplies GELU' in one pass over dy.
 #include "fusion.h"
 #include <string.h>
@@ -68,7 +68,7 @@ static fb_status concat_proj_forward(fusion *f, float *out, const float *a, cons
     FB_TRY(activation_forward(FB_ACT_GELU, out, s->y, n));
     if (concat_proj_drops(f)) {
         fb_rng_key key = fusion_rng(f, 0);
-        FB_TRY(dropout_forward(out, out, n, f->c.dropout, &key, 0, 1));
+        FB_TRY(dropout_rows_forward(out, out, (size_t)B, (size_t)D, f->c.dropout, &key, 1));
     }
     return FB_OK;
 }
@@ -83,7 +83,7 @@ static fb_status concat_proj_backward(fusion *f, float *da, float *db, const flo
     const float *restrict y = s->y;
     if (concat_proj_drops(f)) {
         fb_rng_key key = fusion_rng(f, 0);
-        FB_TRY(dropout_forward(dy, dout, n, f->c.dropout, &key, 0, 1));   // dy = mask/(1-p) ⊙ dout
+        FB_TRY(dropout_rows_forward(dy, dout, (size_t)B, (size_t)D, f->c.dropout, &key, 1));   // dy = mask/(1-p) ⊙ dout
         #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
         for (size_t i = 0; i < n; i++) dy[i] *= fb_gelu_grad(y[i]);
     } else {

@@ -13,7 +13,7 @@
 //     dropout is where the project has it, after the second Linear (nn.Sequential(Linear, GELU,
 //     Linear, Dropout)), so the FFN kernel runs with dropout 0 and the dropout is applied to its
 //     output; c->dropout (0.1) there and on the attention probabilities; rng sites 0 (attention)
-//     and 1 (FFN output) of this fusion point.
+//     and 1 (FFN output) of this fusion point, both indexed by the sample's global row.
 //   - H = c->H heads (the project's default 8); E must equal D (the tokens share one width).
 //   - torch's initialisation: MHA with packed xavier in_proj (bound √(6/4D)), zero biases,
 //     out_proj and the FFN Linears nn.Linear's default.
@@ -115,7 +115,7 @@ static fb_status cross_attention_forward(fusion *f, float *out, const float *a, 
     FB_TRY(mha_forward(s->z, s->w, &s->ma, s->qn, X, X, NULL, &s->attn, &s->mc, B, 1, 2, D, D, c->training, &ka));
     FB_TRY(layernorm_forward(s->zn, s->mean2, s->rstd2, s->z, &s->norm2, B, D, CROSS_ATTENTION_LN_EPS));
     FB_TRY(ffn_forward(out, &s->fa, s->zn, &s->ffn, &s->fc, B, c->training, NULL));
-    if (c->training && c->dropout > 0.0f) FB_TRY(dropout_forward(out, out, n, c->dropout, &kf, 0, 1));
+    if (c->training && c->dropout > 0.0f) FB_TRY(dropout_rows_forward(out, out, (size_t)B, (size_t)D, c->dropout, &kf, 1));
     const float *restrict z = s->z;
     #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) out[i] += z[i];
@@ -136,7 +136,7 @@ static fb_status cross_attention_backward(fusion *f, float *da, float *db, const
     // Gradient of the FFN output: dout through the dropout mask (dm is free until LN_q's backward).
     const float *dff = dout;
     if (c->training && c->dropout > 0.0f) {
-        FB_TRY(dropout_forward(s->dm, dout, n, c->dropout, &kf, 0, 1));
+        FB_TRY(dropout_rows_forward(s->dm, dout, (size_t)B, (size_t)D, c->dropout, &kf, 1));
         dff = s->dm;
     }
     memset(s->dzn, 0, bytes);

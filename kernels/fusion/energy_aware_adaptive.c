@@ -29,9 +29,11 @@
 //   - The project's optional "progressive modality dropout" (only when its caller passes
 //     current_epoch, which the fusion interface has no notion of) is not reproduced.
 //   - No gradient reaches the router from the output (k̂ is discrete, as torch.multinomial).
-//   - Sampling: u_i = fb_uniform(fusion_rng(f, 0), i), k̂ = the first k with u_i < Σ_{j≤k} r_j
-//     (torch.multinomial's law; new at every step, independent of threads). Dropout sites:
-//     attention 3, FFN outer 5 (masks indexed by the position in the list of "both" samples).
+//   - Sampling: u_i = fb_uniform(fusion_rng(f, 0), c.rng.row0 + i) (route_uniform: the sample's
+//     global row), k̂ = the first k with u_i < Σ_{j≤k} r_j (torch.multinomial's law; new at every
+//     step, independent of threads and of the split of the batch over ranks). Dropout sites:
+//     attention 3, FFN outer 5 (a "both" sample's masks are those of its global row, whatever
+//     other samples share the route).
 // Diagnostics: routes[i] (experts = 3), aux_loss = energy_loss, aux_loss_returned.
 // Cost: routes 0 and 1 are row copies; the fusion (route_blocks.h, shared with shomr) runs on the
 // "both" rows only.
@@ -91,7 +93,7 @@ static fb_status ea_forward(fusion *f, float *out, const float *a, const float *
     fb_rng_key kroute = fusion_rng(f, SITE_ROUTE);
     int nb = 0;
     for (int i = 0; i < B; i++) {
-        const int k = route_pick(r + 3 * (size_t)i, 3, sample, sample ? fb_uniform(&kroute, (uint64_t)i) : 0.0f);
+        const int k = route_pick(r + 3 * (size_t)i, 3, sample, sample ? route_uniform(&kroute, i) : 0.0f);
         s->routes[i] = k;
         if (k == 2) s->rows[nb++] = i;
     }

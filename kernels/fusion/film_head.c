@@ -15,7 +15,8 @@
 // γ = Linear(cat → h), β = Linear(cat → h), each hidden layer ReLU(γ ⊙ (W x + b) + β), dropout.
 // There is no variant. Choices where the sources are silent:
 //   - Hidden width F = c->F, or D when 0; every hidden layer has its own γ/β (conditioned on the
-//     same b); dropout c->dropout (0.1 by default) after each hidden layer, at rng site l.
+//     same b); dropout c->dropout (0.1 by default) after each hidden layer, at rng site l, row b's
+//     mask at its global row c.rng.row0 + b.
 //   - The project's head ends in its own prediction layer; here the final Linear(F → D) gives the
 //     method a (B, D) output so that the model's own head follows, as for every fusion method.
 //   - Initialisation as the project: γ/β weights 0, γ bias 1, β bias 0 (identity modulation);
@@ -103,7 +104,7 @@ static fb_status film_head_forward(fusion *f, float *out, const float *a, const 
         }
         if (film_head_dropout_active(f)) {
             fb_rng_key key = fusion_rng(f, (uint32_t)l);
-            FB_TRY(dropout_forward(L->x, L->x, n, c->dropout, &key, 0, 1));
+            FB_TRY(dropout_rows_forward(L->x, L->x, (size_t)B, (size_t)F, c->dropout, &key, 1));
         }
         x = L->x;
         IC = F;

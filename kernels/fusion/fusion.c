@@ -66,13 +66,23 @@ fb_status fusion_create(fusion *f, const fusion_method *m, const fusion_config *
     return s;
 }
 
+// A method's rows are its batch's samples in order: a row map in c.rng would make every inner
+// kernel read it as its own rows.
+static fb_status fusion_check_rng(const fusion *f) {
+    FB_REQUIRE(!f->c.rng.row_map, FB_ERR_CONFIG, "%s: c.rng has a row map; a fusion's rows are its batch's "
+               "samples in order (set c.rng.row0 to the first one's global row)", f->method->name);
+    return FB_OK;
+}
+
 fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b) {
     FB_REQUIRE(out && a && b, FB_ERR_SHAPE, "%s: missing input or output", f->method->name);
+    FB_TRY(fusion_check_rng(f));
     return f->method->forward(f, out, a, b);
 }
 
 fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b) {
     FB_REQUIRE(dout && a && b, FB_ERR_SHAPE, "%s: missing input or output gradient", f->method->name);
+    FB_TRY(fusion_check_rng(f));
     return f->method->backward(f, da, db, dout, a, b);
 }
 

@@ -32,7 +32,9 @@ typedef struct {
     float temperature;       // routing temperature
     int variant;             // index into fusion_method.variants; 0 is the document's form
     int training;            // 1: dropout active, routes sampled; 0: evaluation
-    fb_rng_key rng;          // seed / step / site for dropout and route sampling
+    fb_rng_key rng;          // seed / step / site for dropout and route sampling; rng.row0 is the
+                             // global row of sample 0 of the call (a rank's first row; 0 for a
+                             // whole batch): every draw follows the sample's global row (no row map)
     const uint8_t *a_mask;   // (B, S), 1 = padding position of a; NULL = none
     const uint8_t *b_mask;   // (B, T), 1 = missing token of b (a missing categorical column)
 } fusion_config;
@@ -73,8 +75,15 @@ typedef struct {
 } fusion_method;
 
 // A fusion's c.B may be lowered between calls (a smaller last batch, a rank's share) to any value
-// up to the B it was created with; c.training and c.rng.step may change every call. Nothing else
-// in c may change after fusion_create.
+// up to the B it was created with; c.training, c.rng.step and c.rng.row0 may change every call.
+// Nothing else in c may change after fusion_create.
+//
+// Randomness and row decomposition: a method's draws (dropout masks, modality masks, sampled
+// routes) are indexed by the sample's global row c.rng.row0 + b (fb_rng_row_first in
+// kernels/rng.h), and an inner kernel on derived rows gets the matching row0 (its leading
+// dimension's units: a kernel over the B*S token rows gets row0 * S), so samples [k, B) run alone
+// with c.rng.row0 = k draw what the whole batch draws for them. A draw made once for the whole
+// batch (modality_dropout's batch mask) does not depend on row0.
 struct fusion {
     const fusion_method *method;
     fusion_config c;

@@ -1,7 +1,8 @@
 // A two-layer MLP over a concatenation, shared by concat_mlp and modality_dropout:
 //
 //   h = W1 [x1; x2] + c1      W1 (F, I1 + I2)   — tensor `<prefix>fc1`, PyTorch default init
-//   y = dropout(act(h))       act: ReLU or GELU; dropout p at rng site `key` (identity when p = 0)
+//   y = dropout(act(h))       act: ReLU or GELU; dropout p at rng site `key` (identity when p = 0),
+//                             row n's mask at the key's global row key->row0 + n
 //   out = W2 y + c2           W2 (OC, F)        — tensor `<prefix>fc2`
 //
 // x1 (N, I1), x2 (N, I2) -> out (N, OC). The concatenation is never formed (linear_concat_*).
@@ -15,7 +16,8 @@ typedef struct {
     linear_params fc1, dfc1, fc2, dfc2;
     float *h, *dh;      // (N, F) fc1 output (pre-activation), and its gradient
     float *y, *dy;      // (N, F) fc2 input (after activation and dropout), and its gradient
-    int N, I1, I2, F, OC;
+    int N, I1, I2, F, OC;   // N: rows it was declared for
+    const fusion *owner;    // its current c.B (<= N) is the rows of each call
     fb_activation act;  // FB_ACT_RELU or FB_ACT_GELU
 } mlp2;
 

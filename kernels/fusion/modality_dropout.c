@@ -22,7 +22,8 @@
 //     does not reach the output (a missing modality may hold garbage); its gradient is exactly zero.
 //   - Draws: d = fb_uniform(key, index) < p (so p = 0 never drops, p = 1 always drops), with
 //     key = fusion_rng(f, 0) for a and fusion_rng(f, 1) for b, index 0 in the batch form and the
-//     sample index in the per-sample form: independent of threads, new at every step.
+//     sample's global row c.rng.row0 + i in the per-sample form: independent of threads and of how
+//     the batch is split over ranks, new at every step.
 //   - PyTorch's nn.Linear default initialisation for both layers.
 // Diagnostics: routes[i] = kept-modality code of sample i (experts = 4): 0 both kept, 1 a dropped,
 // 2 b dropped, 3 both dropped. All 0 in evaluation.
@@ -87,12 +88,15 @@ static fb_status md_forward(fusion *f, float *out, const float *a, const float *
     if (c->training) {
         fb_rng_key ka = fusion_rng(f, 0), kb = fusion_rng(f, 1);
         if (c->variant == MD_BATCH) {
+            // One draw for the whole global batch: index 0 whatever row0 is, so every rank holding
+            // a share of the batch drops the same modality as the one-process run.
             int code = (fb_uniform(&ka, 0) < c->p_a) | ((fb_uniform(&kb, 0) < c->p_b) << 1);
             for (int i = 0; i < B; i++) s->routes[i] = code;
         } else {
             #pragma omp parallel for schedule(static) if (B > FB_OMP_MIN_WORK / 64)
             for (int i = 0; i < B; i++)
-                s->routes[i] = (fb_uniform(&ka, (uint64_t)i) < c->p_a) | ((fb_uniform(&kb, (uint64_t)i) < c->p_b) << 1);
+                s->routes[i] = (fb_uniform(&ka, fb_rng_row(&ka, (size_t)i)) < c->p_a) |
+                               ((fb_uniform(&kb, fb_rng_row(&kb, (size_t)i)) < c->p_b) << 1);
         }
     } else {
         memset(s->routes, 0, (size_t)B * sizeof(int));

@@ -43,7 +43,9 @@
 //     needs 4 sites per layer (encoder_layer.h), more than the 15 left of a fusion point's 16 at the
 //     document's 4 layers, so it draws from its own stream: seed' = mix(seed, site 1 of this point),
 //     layer l at sites 4l .. 4l + 3 — a pure function of (seed, step, fusion site), distinct from
-//     every other site, for any layer count.
+//     every other site, for any layer count. Both keys keep c.rng.row0: the cross-attention and
+//     the layers take the B samples as their rows (a layer's FFN then sees latent row b·L + l at
+//     its global index, encoder_layer.h), so every mask follows the sample's global row.
 // Diagnostics: the head-averaged cross-attention weights (B·L rows, S + K or S + 1 columns).
 // Cost: the key projections run per sample straight into each sample's rows of X (no concatenated
 // copy of a); the latents are copied once per sample as the attention's query (the interface takes

@@ -19,7 +19,7 @@ static const char *act_name(const fusion *f, const char *sub, char buf[FB_NAME_M
 fb_status route_mlp_declare(route_mlp *r, const fusion *f, fb_layout *P, fb_layout *A, const char *name,
                             int K, int dropout_layer, float temperature) {
     const fusion_config *c = &f->c;
-    *r = (route_mlp){.B = c->B, .D = c->D, .K = K, .temperature = temperature,
+    *r = (route_mlp){.B = c->B, .D = c->D, .K = K, .temperature = temperature, .owner = f,
                      .dropout = dropout_layer ? c->dropout : 0.0f};
     const int B = c->B, D = c->D;
     char sub[FB_NAME_MAX], full[FB_NAME_MAX];
@@ -39,11 +39,11 @@ fb_status route_mlp_declare(route_mlp *r, const fusion *f, fb_layout *P, fb_layo
 static int route_mlp_drops(const route_mlp *r, int training) { return training && r->dropout > 0.0f; }
 
 fb_status route_mlp_forward(route_mlp *r, const float *a, const float *b, int training, const fb_rng_key *key) {
-    const int B = r->B, D = r->D, K = r->K;
+    const int B = r->owner->c.B < r->B ? r->owner->c.B : r->B, D = r->D, K = r->K;
     const size_t n = (size_t)B * D;
     FB_TRY(linear_concat_forward(r->pre, a, D, b, D, &r->l1, B, D));   // [a; b] never formed
     FB_TRY(activation_forward(FB_ACT_GELU, r->h, r->pre, n));
-    if (route_mlp_drops(r, training)) FB_TRY(dropout_forward(r->h, r->h, n, r->dropout, key, 0, 1));
+    if (route_mlp_drops(r, training)) FB_TRY(dropout_rows_forward(r->h, r->h, (size_t)B, (size_t)D, r->dropout, key, 1));
     FB_TRY(linear_forward(r->z, r->h, &r->l2, B, D, K));
     const float *logits = r->z;
     if (r->temperature != 1.0f) {   // B*K values: a plain loop
@@ -56,7 +56,7 @@ fb_status route_mlp_forward(route_mlp *r, const float *a, const float *b, int tr
 
 fb_status route_mlp_backward(route_mlp *r, float *da, float *db, const float *a, const float *b,
                              int training, const fb_rng_key *key) {
-    const int B = r->B, D = r->D, K = r->K;
+    const int B = r->owner->c.B < r->B ? r->owner->c.B : r->B, D = r->D, K = r->K;
     const size_t n = (size_t)B * D, nk = (size_t)B * K;
     memset(r->dz, 0, nk * sizeof(float));
     FB_TRY(softmax_backward(r->dz, r->dp, r->p, B, K));
@@ -65,7 +65,7 @@ fb_status route_mlp_backward(route_mlp *r, float *da, float *db, const float *a,
     memset(r->dh, 0, n * sizeof(float));
     FB_TRY(linear_backward(r->dh, &r->dl2, r->dz, r->h, &r->l2, B, D, K));
     // Dropout is linear: its backward is the same masked scaling, regenerated from the key.
-    if (route_mlp_drops(r, training)) FB_TRY(dropout_forward(r->dh, r->dh, n, r->dropout, key, 0, 1));
+    if (route_mlp_drops(r, training)) FB_TRY(dropout_rows_forward(r->dh, r->dh, (size_t)B, (size_t)D, r->dropout, key, 1));
     float *restrict dh = r->dh;
     const float *restrict pre = r->pre;
     #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
@@ -74,7 +74,7 @@ fb_status route_mlp_backward(route_mlp *r, float *da, float *db, const float *a,
 }
 
 double route_mlp_flops(const route_mlp *r, int backward, int training) {
-    const int B = r->B, D = r->D, K = r->K;
+    const int B = r->owner->c.B < r->B ? r->owner->c.B : r->B, D = r->D, K = r->K;
     const size_t n = (size_t)B * D;
     const double drop = route_mlp_drops(r, training) ? (double)n : 0.0;
     if (!backward)
@@ -143,6 +143,15 @@ static fb_status fuse_block_ln_backward(fuse_block *k) {
     return FB_OK;
 }
 
+// The keys of the gathered calls: list position i draws as sample rows[i] (its global row
+// row0 + rows[i]), so a sample's masks do not depend on which other samples share its route.
+static void fuse_block_keys(fb_rng_key out[3], const fb_rng_key keys[3], const int *rows) {
+    for (int s = 0; s < 3; s++) {
+        out[s] = keys[s];
+        out[s].row_map = rows;
+    }
+}
+
 fb_status fuse_block_forward(fuse_block *k, float *out, const float *a, const float *b, const int *rows,
                              int n_soft, int n_gated, const float *w, int training, const fb_rng_key keys[3]) {
     const int D = k->D, D2 = 2 * D, n = n_soft + n_gated;
@@ -151,6 +160,8 @@ fb_status fuse_block_forward(fuse_block *k, float *out, const float *a, const fl
     k->n_gated = n_gated;
     if (n == 0) return FB_OK;
     FB_REQUIRE(n_soft == 0 || w, FB_ERR_INTERNAL, "fuse_block: soft rows without weights");
+    fb_rng_key gk[3];
+    fuse_block_keys(gk, keys, rows);
     const size_t nd = (size_t)n * D;
     float *restrict x = k->x;
     #pragma omp parallel for schedule(static) if (2 * nd > FB_OMP_MIN_WORK)
@@ -158,7 +169,7 @@ fb_status fuse_block_forward(fuse_block *k, float *out, const float *a, const fl
         memcpy(x + (size_t)i * D2, a + (size_t)rows[i] * D, (size_t)D * sizeof(float));
         memcpy(x + (size_t)i * D2 + D, b + (size_t)rows[i] * D, (size_t)D * sizeof(float));
     }
-    FB_TRY(mha_forward(k->att, NULL, &k->ma, x, x, x, NULL, &k->mha, &k->mc, n, 2, 2, D, D, training, &keys[0]));
+    FB_TRY(mha_forward(k->att, NULL, &k->ma, x, x, x, NULL, &k->mha, &k->mc, n, 2, 2, D, D, training, &gk[0]));
     if (n_gated)   // x's rows are the concatenations [a_i; b_i]
         FB_TRY(linear_forward(k->g + (size_t)n_soft * D, x + (size_t)n_soft * D2, &k->gate, n_gated, D2, D));
     // One pass: the base (weighted sum or σ + blend) plus the mean of the two attention tokens.
@@ -183,8 +194,8 @@ fb_status fuse_block_forward(fuse_block *k, float *out, const float *a, const fl
         }
     }
     FB_TRY(fuse_block_ln_forward(k));
-    FB_TRY(ffn_forward(k->z, &k->fa, k->y, &k->ffn, &k->fc, n, training, &keys[1]));
-    if (fuse_block_drops(k, training)) FB_TRY(dropout_forward(k->z, k->z, nd, k->dropout, &keys[2], 0, 1));
+    FB_TRY(ffn_forward(k->z, &k->fa, k->y, &k->ffn, &k->fc, n, training, &gk[1]));
+    if (fuse_block_drops(k, training)) FB_TRY(dropout_rows_forward(k->z, k->z, (size_t)n, (size_t)D, k->dropout, &gk[2], 1));
     const float *restrict y = k->y, *restrict z = k->z;
     const int residual = k->residual;
     #pragma omp parallel for schedule(static) if (nd > FB_OMP_MIN_WORK)
@@ -209,6 +220,8 @@ fb_status fuse_block_backward(fuse_block *k, float *da, float *db, float *dw, co
     if (n == 0) return FB_OK;
     FB_REQUIRE(n_soft == 0 || (w && dw), FB_ERR_INTERNAL, "fuse_block: soft rows without weights");
     const size_t nd = (size_t)n * D;
+    fb_rng_key gk[3];
+    fuse_block_keys(gk, keys, rows);
     float *restrict dz = k->dz, *restrict dy = k->dy;
     const int residual = k->residual;
     #pragma omp parallel for schedule(static) if (nd > FB_OMP_MIN_WORK)
@@ -218,8 +231,8 @@ fb_status fuse_block_backward(fuse_block *k, float *da, float *db, float *dw, co
         if (residual) memcpy(dy + (size_t)i * D, src, (size_t)D * sizeof(float));
         else memset(dy + (size_t)i * D, 0, (size_t)D * sizeof(float));
     }
-    if (fuse_block_drops(k, training)) FB_TRY(dropout_forward(dz, dz, nd, k->dropout, &keys[2], 0, 1));
-    FB_TRY(ffn_backward(dy, &k->dffn, &k->dfa, dz, k->y, &k->fa, &k->ffn, &k->fc, n, training, &keys[1]));
+    if (fuse_block_drops(k, training)) FB_TRY(dropout_rows_forward(dz, dz, (size_t)n, (size_t)D, k->dropout, &gk[2], 1));
+    FB_TRY(ffn_backward(dy, &k->dffn, &k->dfa, dz, k->y, &k->fa, &k->ffn, &k->fc, n, training, &gk[1]));
     FB_TRY(fuse_block_ln_backward(k));
     // One pass: gradients of the two attention tokens, of the gate's logits, the direct gradients
     // of a and b (into dx, which the gate and attention backwards then accumulate into), and dw.
@@ -261,7 +274,7 @@ fb_status fuse_block_backward(fuse_block *k, float *da, float *db, float *dw, co
         FB_TRY(linear_backward(dx + (size_t)n_soft * D2, &k->dgate, dg + (size_t)n_soft * D, x + (size_t)n_soft * D2,
                                &k->gate, n_gated, D2, D));
     FB_TRY(mha_backward(dx, dx, dx, &k->dmha, &k->dma, datt, x, x, x, &k->ma, &k->mha, &k->mc, n, 2, 2, D, D,
-                        training, &keys[0]));
+                        training, &gk[0]));
     if (!da && !db) return FB_OK;
     #pragma omp parallel for schedule(static) if (2 * nd > FB_OMP_MIN_WORK)
     for (int i = 0; i < n; i++) {

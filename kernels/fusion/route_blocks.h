@@ -34,8 +34,9 @@
 // logit gradient, the direct gradients of a and b into dx, dw for soft rows), the gate SGEMMs and
 // the MHA backward accumulating into dx, and one scatter-add into da, db.
 // Rows are independent (attention is within a sample, LayerNorm per row), so a row's result does
-// not depend on which other rows are in the list; the dropout masks (training) are indexed by the
-// position in the list.
+// not depend on which other rows are in the list; the dropout masks (training) of list position i
+// are those of sample rows[i]'s global row (keys' row0 + rows[i], passed to the attention and the
+// FFN as a row map), so they do not depend on the list either, nor on how the batch is split.
 #pragma once
 #include "fusion.h"
 #include "../attention.h"
@@ -44,7 +45,8 @@
 #include "../linear.h"
 
 typedef struct {
-    int B, D, K;
+    int B, D, K;             // B: rows it was declared for (owner's c.B may be lower)
+    const fusion *owner;
     float temperature, dropout;
     linear_params l1, dl1, l2, dl2;
     float *pre;              // (B, D) W1 [a; b] + c1
@@ -59,13 +61,20 @@ typedef struct {
 // allocated.
 fb_status route_mlp_declare(route_mlp *r, const fusion *f, fb_layout *P, fb_layout *A, const char *name,
                             int K, int dropout_layer, float temperature);
-// p = softmax(MLP([a; b]) / temperature) over the B rows.
+// p = softmax(MLP([a; b]) / temperature) over the B rows; the dropout mask of row i is that of
+// global row key->row0 + i.
 fb_status route_mlp_forward(route_mlp *r, const float *a, const float *b, int training, const fb_rng_key *key);
 // From r->dp (∂L/∂p, overwritten by nothing): accumulates da, db (either may be NULL) and the
 // parameter gradients; overwrites dh, dz.
 fb_status route_mlp_backward(route_mlp *r, float *da, float *db, const float *a, const float *b,
                              int training, const fb_rng_key *key);
 double route_mlp_flops(const route_mlp *r, int backward, int training);
+
+// The uniform behind sample i's sampled route: one draw per sample, at its global row
+// key->row0 + i of the route site, so a sample's route does not depend on how the batch is split.
+static inline float route_uniform(const fb_rng_key *key, int i) {
+    return fb_uniform(key, fb_rng_row(key, (size_t)i));
+}
 
 // One choice among K from the probabilities p (K): `sample` ? the first k whose cumulative
 // probability exceeds u (u uniform in [0, 1): P(k) = p_k) : the first maximum (torch.argmax).

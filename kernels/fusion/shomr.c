@@ -30,10 +30,12 @@
 //   - The router is evaluated only when some sample is hard (its output is unused otherwise).
 //   - No gradient reaches the router (k̂ is discrete, as torch.multinomial / argmax) nor flows
 //     through the threshold test; w gets its gradient through the soft path only.
-//   - Sampling: u_i = fb_uniform(fusion_rng(f, 0), i), k̂ = the first k with u_i < Σ_{j≤k} r_j
-//     (torch.multinomial's law; new at every step, independent of threads).
+//   - Sampling: u_i = fb_uniform(fusion_rng(f, 0), c.rng.row0 + i) (route_uniform: the sample's
+//     global row), k̂ = the first k with u_i < Σ_{j≤k} r_j (torch.multinomial's law; new at every
+//     step, independent of threads and of the split of the batch over ranks).
 //   - Dropout sites (training): conf_net 1, router 2, attention 3, FFN inner 4, FFN outer 5,
-//     Proj 6; masks are indexed by the position in the row lists below.
+//     Proj 6; every mask row is that of its sample's global row, also in the gathered row lists
+//     below (passed as a row map), so a sample's masks do not depend on the other samples' routes.
 // Diagnostics: routes[i] (experts = 4): 0 soft, 1 a-only, 2 b-only, 3 both; gate = w (B, 2).
 // Cost: each path runs on its rows only. The soft and "both" rows are gathered into one list (soft
 // first) and share one attention and one FFN call (route_blocks.h); the single-modality rows are
@@ -89,6 +91,13 @@ static fb_status shomr_create(fusion *f, fb_layout *P, fb_layout *A) {
 
 static int shomr_proj_drops(const fusion *f) { return f->c.training && f->c.dropout > 0.0f; }
 
+// The Proj dropout's key: its rows are the gathered single-modality samples (srows).
+static fb_rng_key shomr_proj_key(const fusion *f) {
+    fb_rng_key key = fusion_rng(f, SITE_PROJ);
+    key.row_map = ((const shomr_self *)f->self)->srows;
+    return key;
+}
+
 // out rows of the single-modality samples: dropout(GELU(Linear(a or b))).
 static fb_status shomr_proj_forward(fusion *f, float *out, const float *a, const float *b) {
     shomr_self *s = f->self;
@@ -105,9 +114,9 @@ static fb_status shomr_proj_forward(fusion *f, float *out, const float *a, const
     FB_TRY(linear_forward(ph, pin, &s->proj, n, D, D));
     const int drop = shomr_proj_drops(f);
     if (drop) {
-        fb_rng_key key = fusion_rng(f, SITE_PROJ);
+        const fb_rng_key key = shomr_proj_key(f);
         FB_TRY(activation_forward(FB_ACT_GELU, po, ph, nd));
-        FB_TRY(dropout_forward(po, po, nd, f->c.dropout, &key, 0, 1));
+        FB_TRY(dropout_rows_forward(po, po, (size_t)n, (size_t)D, f->c.dropout, &key, 1));
     }
     #pragma omp parallel for schedule(static) if (nd > FB_OMP_MIN_WORK)
     for (int i = 0; i < n; i++) {   // scatter (GELU fused here when no dropout)
@@ -144,8 +153,8 @@ static fb_status shomr_proj_backward(fusion *f, float *da, float *db, const floa
         }
     }
     if (drop) {
-        fb_rng_key key = fusion_rng(f, SITE_PROJ);
-        FB_TRY(dropout_forward(dph, dph, nd, f->c.dropout, &key, 0, 1));   // the mask's scaling
+        const fb_rng_key key = shomr_proj_key(f);
+        FB_TRY(dropout_rows_forward(dph, dph, (size_t)n, (size_t)D, f->c.dropout, &key, 1));   // the mask's scaling
         #pragma omp parallel for simd schedule(static) if (nd > FB_OMP_MIN_WORK)
         for (size_t i = 0; i < nd; i++) dph[i] *= fb_gelu_grad(ph[i]);
     }
@@ -191,7 +200,7 @@ static fb_status shomr_forward(fusion *f, float *out, const float *a, const floa
         for (int i = 0; i < B; i++)
             if (s->routes[i] != SHOMR_SOFT)
                 s->routes[i] = SHOMR_A + route_pick(r + 3 * (size_t)i, 3, training,
-                                                    training ? fb_uniform(&kroute, (uint64_t)i) : 0.0f);
+                                                    training ? route_uniform(&kroute, i) : 0.0f);
     }
     int ns = 0, nb = 0, n1 = 0;   // row lists in sample order: soft, then both; single
     for (int i = 0; i < B; i++) if (s->routes[i] == SHOMR_SOFT) s->rows[ns++] = i;

@@ -18,7 +18,8 @@
 // Choices (the project's code per ../shared/SOURCE-SYSTEMS.md, 002, where the document is silent):
 //   - L = c->layers, or 4 when 0 (the project's default; its teacher passes 2). At most 63: each
 //     layer has 4 dropout sites (encoder_layer.h) and a fusion point owns FUSION_RNG_SITES (256);
-//     layer l uses sites 4l .. 4l + 3.
+//     layer l uses sites 4l .. 4l + 3. The layers take the B samples as their rows with
+//     c.rng.row0 (their FFN the 2 token rows of each at row0 · 2), so masks follow the global row.
 //   - H = c->H heads (the project's 8), F = c->F or 4D, GELU (exact), dropout c->dropout (0.1) at
 //     all four places of each layer, LayerNorm eps 1e-5; E must equal D.
 //   - modality_token initialised N(0, 1) (the project's torch.randn(1, 2, dim)); encoder layers

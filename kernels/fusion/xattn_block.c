@@ -29,17 +29,17 @@ fb_status xattn_declare(xattn_block *x, const fusion *f, fb_layout *P, fb_layout
 
 fb_status xattn_forward(xattn_block *x, fusion *f, float *out, const float *q, const float *kv,
                         const uint8_t *mask) {
-    const int training = f->c.training, N = x->B * x->S;
-    const size_t n = (size_t)N * x->D;
+    const int training = f->c.training, N = f->c.B * x->S;
+    const size_t n = (size_t)N * x->D, SD = (size_t)x->S * x->D;   // SD: one sample's row of the masks
     const fb_rng_key ka = fusion_rng(f, XATTN_SITE_ATTN), kr = fusion_rng(f, XATTN_SITE_RESID);
     float *y = x->residual ? x->r : out;
-    FB_TRY(mha_forward(y, x->w, &x->a, q, kv, kv, mask, &x->p, &x->mc, x->B, x->S, x->T, x->Ek, x->Ek,
+    FB_TRY(mha_forward(y, x->w, &x->a, q, kv, kv, mask, &x->p, &x->mc, f->c.B, x->S, x->T, x->Ek, x->Ek,
                        training, &ka));
     f->diag.attention = x->w;
     f->diag.att_rows = N;
     f->diag.att_cols = x->T;
     if (!x->residual) return FB_OK;
-    if (training && x->p_resid > 0.0f) FB_TRY(dropout_forward(y, y, n, x->p_resid, &kr, 0, 1));
+    if (training && x->p_resid > 0.0f) FB_TRY(dropout_rows_forward(y, y, (size_t)f->c.B, SD, x->p_resid, &kr, 1));
     float *restrict r = y;
     #pragma omp parallel for simd schedule(static) if (n > FB_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) r[i] += q[i];
@@ -48,8 +48,8 @@ fb_status xattn_forward(xattn_block *x, fusion *f, float *out, const float *q, c
 
 fb_status xattn_backward(xattn_block *x, fusion *f, float *dq, float *dkv, const float *dout,
                          const float *q, const float *kv) {
-    const int training = f->c.training, N = x->B * x->S;
-    const size_t n = (size_t)N * x->D;
+    const int training = f->c.training, N = f->c.B * x->S;
+    const size_t n = (size_t)N * x->D, SD = (size_t)x->S * x->D;   // SD: one sample's row of the masks
     const fb_rng_key ka = fusion_rng(f, XATTN_SITE_ATTN), kr = fusion_rng(f, XATTN_SITE_RESID);
     const float *dy = dout;
     if (x->residual) {
@@ -61,20 +61,20 @@ fb_status xattn_backward(xattn_block *x, fusion *f, float *dq, float *dkv, const
             for (size_t i = 0; i < n; i++) dq[i] += dr[i];
         }
         // Dropout is linear: its backward is the same masked scaling, applied in place.
-        if (training && x->p_resid > 0.0f) FB_TRY(dropout_forward(dr, dr, n, x->p_resid, &kr, 0, 1));
+        if (training && x->p_resid > 0.0f) FB_TRY(dropout_rows_forward(dr, dr, (size_t)f->c.B, SD, x->p_resid, &kr, 1));
         dy = dr;
     }
-    return mha_backward(dq, dkv, dkv, &x->g, &x->da, dy, q, kv, kv, &x->a, &x->p, &x->mc, x->B, x->S, x->T,
+    return mha_backward(dq, dkv, dkv, &x->g, &x->da, dy, q, kv, kv, &x->a, &x->p, &x->mc, f->c.B, x->S, x->T,
                         x->Ek, x->Ek, training, &ka);
 }
 
 double xattn_flops(const xattn_block *x, const fusion *f, int backward) {
-    const double n = (double)x->B * x->S * x->D;
+    const double n = (double)f->c.B * x->S * x->D;
     const int drop = f->c.training && x->p_resid > 0.0f;
     if (!backward)
-        return mha_flops_forward(&x->mc, x->B, x->S, x->T) +
-               (double)x->B * x->mc.H * x->S * x->T +                       // head average
-               (x->residual ? layernorm_flops_forward(x->B * x->S, x->D) + (1 + drop) * n : 0.0);
-    return mha_flops_backward(&x->mc, x->B, x->S, x->T, 1) +
-           (x->residual ? layernorm_flops_backward(x->B * x->S, x->D) + (1 + drop) * n : 0.0);
+        return mha_flops_forward(&x->mc, f->c.B, x->S, x->T) +
+               (double)f->c.B * x->mc.H * x->S * x->T +                       // head average
+               (x->residual ? layernorm_flops_forward(f->c.B * x->S, x->D) + (1 + drop) * n : 0.0);
+    return mha_flops_backward(&x->mc, f->c.B, x->S, x->T, 1) +
+           (x->residual ? layernorm_flops_backward(f->c.B * x->S, x->D) + (1 + drop) * n : 0.0);
 }

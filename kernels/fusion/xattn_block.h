@@ -7,9 +7,10 @@
 //
 // MHA is kernels/attention.h (torch.nn.MultiheadAttention(D, H, dropout, kdim=Ek, vdim=Ek,
 // batch_first=True)), dropout c->dropout on its probabilities; the residual dropout (p_resid,
-// 0 for none) is a separate site. Parameters (torch names under the names given to
-// xattn_declare): <attn>.{q,k,v}_proj_weight, <attn>.{q,k,v}_proj_bias, <attn>.out_proj.{weight,bias}
-// (mha_declare's torch initialisation: xavier on the in-projection) and <norm>.{weight,bias}.
+// 0 for none) is a separate site; both masks follow the sample's global row (c.rng.row0 + b).
+// Parameters (torch names under the names given to xattn_declare): <attn>.{q,k,v}_proj_weight,
+// <attn>.{q,k,v}_proj_bias, <attn>.out_proj.{weight,bias} (mha_declare's torch initialisation:
+// xavier on the in-projection) and <norm>.{weight,bias}.
 //
 // Activations under "<act_prefix>.": the MHA's (q, k, v, att, [attd], ctx) and, with the residual,
 // r = q + dropout(x) (the LayerNorm's input; MHA writes x into r and the residual is added in
