@@ -40,14 +40,13 @@
 #include <unistd.h>
 #include "../io/h5out.h"
 #include "cli.h"
+#include "mpi_run.h"
 
 #define PROG "fusebench comm"
 #define SCHEMA "fusebench.comm"
 #define SCHEMA_VERSION 1
 #define MAX_SIZES 64
 #define MAX_BYTES (1LL << 30)   // per message; allgather receives P times this
-#define HOST_LEN 256
-#define CPUS_LEN 256
 
 // ---- Ops (an enum, a name table, a static assert: no half-registered op) ----
 
@@ -78,13 +77,6 @@ typedef struct {
     int iters, warmup;
     double overall_us, overall_min_us, overall_max_us, compute_us, comm_us, test_us, tests, overlap_pct;
 } overlap_row;
-
-typedef struct {
-    char host[HOST_LEN];
-    char cpus[CPUS_LEN];   // the CPUs this rank may run on (its binding), e.g. "0" or "0-1"
-    int threads;           // omp_get_max_threads()
-    int online_cpus;       // sysconf(_SC_NPROCESSORS_ONLN) on its host
-} rank_info;
 
 static int g_rank, g_size;
 
@@ -194,52 +186,6 @@ static void print_help(const fb_option *opts, int nopts) {
            "  srun -n 8 bench/fusebench comm --sizes 4,4096,1M --iters 200\n");
 }
 
-// Silences stderr of ranks other than 0 while the shared parser runs (it prints its own errors).
-static fb_cli_result parse_quietly(const fb_option *opts, int nopts, int argc, char **argv) {
-    if (g_rank == 0) return fb_cli_parse(PROG, opts, nopts, argc, argv, 1);
-    fflush(stderr);
-    int saved = dup(2), null = open("/dev/null", O_WRONLY);
-    if (saved >= 0 && null >= 0) dup2(null, 2);
-    fb_cli_result r = fb_cli_parse(PROG, opts, nopts, argc, argv, 1);
-    fflush(stderr);
-    if (saved >= 0 && null >= 0) dup2(saved, 2);
-    if (saved >= 0) close(saved);
-    if (null >= 0) close(null);
-    return r;
-}
-
-// ---- Rank census ----
-
-static void affinity_list(char *buf, size_t size) {
-    cpu_set_t set;
-    buf[0] = '\0';
-    if (sched_getaffinity(0, sizeof set, &set) != 0) { snprintf(buf, size, "unknown"); return; }
-    size_t used = 0;
-    for (int c = 0; c < CPU_SETSIZE && used < size; c++) {
-        if (!CPU_ISSET(c, &set)) continue;
-        int e = c;
-        while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set)) e++;
-        used += e == c ? (size_t)snprintf(buf + used, size - used, "%s%d", used ? "," : "", c)
-                       : (size_t)snprintf(buf + used, size - used, "%s%d-%d", used ? "," : "", c, e);
-        c = e;
-    }
-}
-
-// Distinct host names, comma-separated, in rank order; returns their count.
-static int distinct_hosts(const rank_info *ri, int n, char *buf, size_t size) {
-    int count = 0;
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int r = 0; r < n; r++) {
-        int seen = 0;
-        for (int q = 0; q < r && !seen; q++) seen = strcmp(ri[q].host, ri[r].host) == 0;
-        if (seen) continue;
-        count++;
-        if (used < size) used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "," : "", ri[r].host);
-    }
-    return count;
-}
-
 // ---- Compute kernel for the overlap test ----
 
 // A stand-in for the backward pass a DDP allreduce hides behind: 64 independent FMA chains in L1 (a[j] → a[j]·b + c converges, never overflows): compute-bound, so
@@ -314,13 +260,6 @@ static void across(double mine, double *mn, double *avg, double *mx) {
     *avg = sum / g_size;
 }
 
-// 1 on every rank when `ok` holds on every rank.
-static int all_ok(int ok) {
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    return all;
-}
-
 static void counts_for(const copts *o, long long bytes, int *iters, int *warmup) {
     int large = bytes > o->large_size;
     *iters = large ? (o->iters_large < o->iters ? o->iters_large : o->iters) : o->iters;
@@ -338,7 +277,7 @@ static void *alloc_bytes(long long bytes) {
 static int run_blocking(comm_op op, const copts *o, coll_row *rows) {
     long long maxb = o->sizes[o->nsizes - 1];
     float *s = alloc_bytes(maxb), *r = alloc_bytes(op == OP_ALLGATHER ? maxb * g_size : maxb);
-    if (!all_ok(s && r)) {
+    if (!fb_mpi_all_ok(s && r)) {
         if (g_rank == 0) fprintf(stderr, PROG ": %s: out of memory for %lld-byte buffers\n", op_names[op], maxb);
         free(s); free(r);
         return 1;
@@ -372,7 +311,7 @@ static int run_blocking(comm_op op, const copts *o, coll_row *rows) {
                 for (int i = 0; i < count; i++)
                     if (r[(size_t)q * count + i] != (float)(q * 1000 + i % 1000)) { ok = 0; break; }
         }
-        if (!all_ok(ok)) {
+        if (!fb_mpi_all_ok(ok)) {
             if (g_rank == 0) fprintf(stderr, PROG ": %s: FAILED validation at %lld bytes: wrong result on some rank\n",
                                      op_names[op], bytes);
             free(s); free(r);
@@ -400,7 +339,7 @@ static int run_blocking(comm_op op, const copts *o, coll_row *rows) {
 static int run_overlap(const copts *o, overlap_row *rows, double *rate_out) {
     long long maxb = o->sizes[o->nsizes - 1];
     float *s = alloc_bytes(maxb), *r = alloc_bytes(maxb);
-    if (!all_ok(s && r)) {
+    if (!fb_mpi_all_ok(s && r)) {
         if (g_rank == 0) fprintf(stderr, PROG ": iallreduce-overlap: out of memory for %lld-byte buffers\n", maxb);
         free(s); free(r);
         return 1;
@@ -429,7 +368,7 @@ static int run_overlap(const copts *o, overlap_row *rows, double *rate_out) {
         fill_reduce(s, count);
         MPI_Iallreduce(s, r, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
         MPI_Wait(&req, MPI_STATUS_IGNORE);
-        if (!all_ok(check_reduce(r, count))) {
+        if (!fb_mpi_all_ok(check_reduce(r, count))) {
             if (g_rank == 0)
                 fprintf(stderr, PROG ": iallreduce-overlap: FAILED validation at %lld bytes: wrong result on some rank\n",
                         bytes);
@@ -510,22 +449,6 @@ static int run_overlap(const copts *o, overlap_row *rows, double *rate_out) {
 }
 
 // ---- HDF5 (rank 0) ----
-
-static const char *thread_level(int provided) {
-    return provided == MPI_THREAD_SINGLE ? "MPI_THREAD_SINGLE" : provided == MPI_THREAD_FUNNELED ? "MPI_THREAD_FUNNELED"
-         : provided == MPI_THREAD_SERIALIZED ? "MPI_THREAD_SERIALIZED" : "MPI_THREAD_MULTIPLE";
-}
-
-static void mpi_library(char *buf, size_t size) {
-    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(lib, &len);
-    lib[len < MPI_MAX_LIBRARY_VERSION_STRING ? len : MPI_MAX_LIBRARY_VERSION_STRING - 1] = '\0';
-    for (char *p = lib; *p; p++) if (*p == '\n' || *p == '\t') *p = ' ';
-    size_t n = strlen(lib);
-    while (n && (lib[n - 1] == ' ' || lib[n - 1] == '\0')) lib[--n] = '\0';
-    snprintf(buf, size, "%s", lib);
-}
 
 static fb_status write_coll_table(fb_h5 *h, comm_op op, const coll_row *rows, int n) {
     int64_t *b = calloc((size_t)n + 1, sizeof *b), *tot = calloc((size_t)n + 1, sizeof *tot),
@@ -610,70 +533,14 @@ static fb_status write_overlap_table(fb_h5 *h, const overlap_row *rows, int n) {
     return st;
 }
 
-static fb_status write_ranks_table(fb_h5 *h, const rank_info *ri) {
-    int n = g_size;
-    int64_t *rank = calloc((size_t)n, sizeof *rank), *th = calloc((size_t)n, sizeof *th),
-            *on = calloc((size_t)n, sizeof *on);
-    const char **host = calloc((size_t)n, sizeof *host), **cpus = calloc((size_t)n, sizeof *cpus);
-    fb_status st;
-    if (rank && th && on && host && cpus) {
-        for (int r = 0; r < n; r++) {
-            rank[r] = r; th[r] = ri[r].threads; on[r] = ri[r].online_cpus;
-            host[r] = ri[r].host; cpus[r] = ri[r].cpus;
-        }
-        const fb_h5_column cols[] = {
-            { "rank", FB_COL_I64, "1", "MPI_COMM_WORLD rank" },
-            { "host", FB_COL_STR, "", "MPI_Get_processor_name" },
-            { "cpus", FB_COL_STR, "", "CPUs the rank may run on (sched_getaffinity): its binding" },
-            { "threads", FB_COL_I64, "1", "omp_get_max_threads() of the rank" },
-            { "online_cpus", FB_COL_I64, "1", "online CPUs of its host" },
-        };
-        const void *data[] = { rank, host, cpus, th, on };
-        st = fb_h5_write_table(h, h->file, "ranks", cols, (int)(sizeof cols / sizeof cols[0]), (size_t)n, data);
-    } else {
-        h->failed = 1;
-        st = fb_fail(FB_ERR_ALLOC, "rank table of %d rows", n);
-    }
-    free(rank); free(th); free(on); free(host); free(cpus);
-    return st;
-}
-
-static fb_status write_h5(const char *path, const copts *o, const rank_info *ri, const char *hosts, int nhosts,
-                          const char *mpilib, int provided, const char *date, double rate, double elapsed,
+static fb_status write_h5(const char *path, const copts *o, const fb_mpi_run *run, double rate, double elapsed,
                           coll_row *const rows[2], const overlap_row *orows) {
     fb_h5 h;
-    FB_TRY(fb_h5_create(&h, path));
-    hid_t root = h.file;
-    char buf[256];
-    fb_h5_attr_string(&h, root, "schema", SCHEMA);
-    fb_h5_attr_int(&h, root, "schema_version", SCHEMA_VERSION);
-    fb_h5_attr_string(&h, root, "fusebench_commit", FB_GIT_COMMIT);
-#ifdef __clang__
-    fb_h5_attr_string(&h, root, "compiler", "clang " __VERSION__ " (via mpicc)");
-#else
-    fb_h5_attr_string(&h, root, "compiler", "gcc " __VERSION__ " (via mpicc)");
-#endif
-    fb_h5_attr_string(&h, root, "cflags", FB_CFLAGS);
-    fb_h5_attr_string(&h, root, "host", ri[0].host);
-    fb_h5_attr_string(&h, root, "hosts", hosts);
-    fb_h5_attr_int(&h, root, "nhosts", nhosts);
-    fb_h5_attr_int(&h, root, "ranks", g_size);
-    fb_h5_attr_int(&h, root, "threads", ri[0].threads);
-    fb_h5_attr_string(&h, root, "date", date);
-    fb_h5_attr_string(&h, root, "command_line", fb_cli_command_line());
-    fb_h5_attr_string(&h, root, "mpi_library", mpilib);
-    int ver = 0, sub = 0;
-    MPI_Get_version(&ver, &sub);
-    snprintf(buf, sizeof buf, "%d.%d", ver, sub);
-    fb_h5_attr_string(&h, root, "mpi_version", buf);
-    fb_h5_attr_string(&h, root, "mpi_thread_level", thread_level(provided));
-    const char *envs[] = { "OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "SLURM_JOB_ID", "OMPI_MCA_coll" };
-    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
-        const char *v = getenv(envs[i]);
-        snprintf(buf, sizeof buf, "env_%s", envs[i]);
-        fb_h5_attr_string(&h, root, buf, v ? v : "");
+    if (fb_mpi_create_result(&h, path, SCHEMA, SCHEMA_VERSION, run, elapsed) != FB_OK) {
+        fb_h5_discard(&h);
+        return FB_ERR_IO;
     }
-    fb_h5_attr_double(&h, root, "elapsed_s", elapsed);
+    hid_t root = h.file;
 
     hid_t g = fb_h5_group(&h, root, "config");
     if (g >= 0) {
@@ -693,7 +560,6 @@ static fb_status write_h5(const char *path, const copts *o, const rank_info *ri,
         fb_h5_attr_double(&h, g, "compute_fma_per_s", rate * 64.0);
         H5Gclose(g);
     }
-    write_ranks_table(&h, ri);
     if (o->run[OP_ALLREDUCE]) write_coll_table(&h, OP_ALLREDUCE, rows[0], o->nsizes);
     if (o->run[OP_ALLGATHER]) write_coll_table(&h, OP_ALLGATHER, rows[1], o->nsizes);
     if (o->run[OP_IALLREDUCE]) write_overlap_table(&h, orows, o->nsizes);
@@ -702,7 +568,7 @@ static fb_status write_h5(const char *path, const copts *o, const rank_info *ri,
 
 // ---- main ----
 
-static int comm_main(int argc, char **argv, int provided) {
+static int comm_main(int argc, char **argv, fb_mpi_run *run) {
     copts o = { .sizes_arg = "4:67108864", .ops_arg = "all", .iters = 1000, .warmup = 100, .iters_large = 100,
                 .warmup_large = 10, .large_size = 1 << 20, .slice_us = 50 };
     const fb_option opts[] = {
@@ -727,7 +593,7 @@ static int comm_main(int argc, char **argv, int provided) {
         { "no-h5", FB_OPT_FLAG, &o.no_h5, NULL, "do not write an HDF5 file", 1, 0, 0 },
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
-    fb_cli_result pr = parse_quietly(opts, nopts, argc, argv);
+    fb_cli_result pr = fb_mpi_parse(run, PROG, opts, nopts, argc, argv);
     if (pr == FB_CLI_HELP) {
         if (g_rank == 0) print_help(opts, nopts);
         return FB_EXIT_OK;
@@ -745,80 +611,29 @@ static int comm_main(int argc, char **argv, int provided) {
 
     // Results path (rank 0), checked before the run; every rank learns the verdict.
     char path[1100] = "";
-    int path_ok = 1;
-    if (g_rank == 0 && !o.no_h5) {
-        if (o.out) snprintf(path, sizeof path, "%s", o.out);
-        else if (fb_results_path(path, sizeof path, "comm") != 0) path_ok = 0;
-        if (path_ok) {
-            char dir[1100];
-            snprintf(dir, sizeof dir, "%s", path);
-            char *slash = strrchr(dir, '/');
-            if (slash) *slash = '\0';
-            if (access(slash ? (dir[0] ? dir : "/") : ".", W_OK) != 0) {
-                fprintf(stderr, PROG ": cannot write %s: folder '%s' does not exist or is not writable\n", path,
-                        slash ? dir : ".");
-                path_ok = 0;
-            }
-        }
-    }
-    MPI_Bcast(&path_ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!path_ok) return FB_EXIT_FAIL;
+    if (!o.no_h5 && fb_mpi_results_path(run, PROG, o.out, "comm", path, sizeof path) != 0) return FB_EXIT_FAIL;
 
     // Rank census.
     double t_start = MPI_Wtime();
-    rank_info me, *ri = g_rank == 0 ? calloc((size_t)g_size, sizeof *ri) : NULL;
-    memset(&me, 0, sizeof me);
-    int len = 0;
-    char pname[MPI_MAX_PROCESSOR_NAME];
-    MPI_Get_processor_name(pname, &len);
-    snprintf(me.host, sizeof me.host, "%s", pname);
-    affinity_list(me.cpus, sizeof me.cpus);
-    me.threads = omp_get_max_threads();
-    me.online_cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (!all_ok(g_rank != 0 || ri != NULL)) return FB_EXIT_FAIL;
-    MPI_Gather(&me, (int)sizeof me, MPI_BYTE, ri, (int)sizeof me, MPI_BYTE, 0, MPI_COMM_WORLD);
-
-    char date[64], mpilib[MPI_MAX_LIBRARY_VERSION_STRING], hosts[1024] = "";
-    int nhosts = 0;
-    fb_iso_time(date, sizeof date);
-    mpi_library(mpilib, sizeof mpilib);
+    if (fb_mpi_census(run) != 0) return FB_EXIT_FAIL;
     if (g_rank == 0) {
-        nhosts = distinct_hosts(ri, g_size, hosts, sizeof hosts);
-        int ver = 0, sub = 0;
-        MPI_Get_version(&ver, &sub);
         printf("# fusebench comm: MPI collective latency/bandwidth by message size and MPI_Iallreduce/compute overlap\n");
         printf("# build     %s, %s\n", FB_GIT_COMMIT, FB_CFLAGS);
-        printf("# run       %s on %s; %s\n", date, ri[0].host, fb_cli_command_line());
-        printf("# mpi       %s (MPI %d.%d, thread level %s%s)\n", mpilib, ver, sub, thread_level(provided),
-               provided < MPI_THREAD_FUNNELED ? ": OpenMP inside a rank is unsafe" : "");
-        printf("# ranks     %d on %d host%s (%s); OpenMP threads per rank %d (rank 0)\n", g_size, nhosts,
-               nhosts > 1 ? "s" : "", hosts, ri[0].threads);
-        for (int r = 0; r < g_size && r < 16; r++)
-            printf("# rank %-4d %s, cpus %s, %d thread%s\n", r, ri[r].host, ri[r].cpus, ri[r].threads,
-                   ri[r].threads > 1 ? "s" : "");
-        if (g_size > 16) printf("# ...       %d more ranks (all in the HDF5 /ranks table)\n", g_size - 16);
+        printf("# run       %s on %s; %s\n", run->date, run->all[0].host, fb_cli_command_line());
+        fb_mpi_print_header(run, stdout);
         char sz[64];
         snprintf(sz, sizeof sz, "%lld..%lld", o.sizes[0], o.sizes[o.nsizes - 1]);
         printf("# timing    %d sizes (%s B); %d timed calls after %d warm-up (above %d B: %d after %d); barrier\n"
                "#           before each call; per-rank mean, then min/avg/max across ranks; GB/s = 1e9 B/s\n",
                o.nsizes, sz, o.iters, o.warmup, o.large_size, o.iters_large < o.iters ? o.iters_large : o.iters,
                o.warmup_large < o.warmup ? o.warmup_large : o.warmup);
-        for (int r = 0; r < g_size; r++) {
-            int on_host = 0;
-            for (int q = 0; q < g_size; q++) on_host += strcmp(ri[q].host, ri[r].host) == 0;
-            if (on_host * ri[r].threads > ri[r].online_cpus) {
-                printf("# WARNING   %d ranks x %d threads on %s with %d CPUs: oversubscribed, timings include\n"
-                       "#           time-sharing\n", on_host, ri[r].threads, ri[r].host, ri[r].online_cpus);
-                break;
-            }
-        }
         fflush(stdout);
     }
 
     // Ops.
     coll_row *crows[2] = { calloc((size_t)o.nsizes, sizeof(coll_row)), calloc((size_t)o.nsizes, sizeof(coll_row)) };
     overlap_row *orows = calloc((size_t)o.nsizes, sizeof *orows);
-    int failed = !all_ok(crows[0] && crows[1] && orows);
+    int failed = !fb_mpi_all_ok(crows[0] && crows[1] && orows);
     if (failed && g_rank == 0) fprintf(stderr, PROG ": out of memory\n");
     double rate = 0;
     if (!failed && o.run[OP_ALLREDUCE]) failed = run_blocking(OP_ALLREDUCE, &o, crows[0]);
@@ -844,7 +659,7 @@ static int comm_main(int argc, char **argv, int provided) {
             }
         printf("# elapsed %.1f s\n", elapsed);
         if (!o.no_h5) {
-            fb_status st = write_h5(path, &o, ri, hosts, nhosts, mpilib, provided, date, rate, elapsed, crows, orows);
+            fb_status st = write_h5(path, &o, run, rate, elapsed, crows, orows);
             if (st != FB_OK) {
                 fprintf(stderr, PROG ": writing %s failed: %s\n", path, fb_last_error());
                 rc = FB_EXIT_FAIL;
@@ -856,21 +671,16 @@ static int comm_main(int argc, char **argv, int provided) {
     }
     // Every rank returns rank 0's verdict (an I/O failure happens on rank 0 only).
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    free(crows[0]); free(crows[1]); free(orows); free(ri);
+    free(crows[0]); free(crows[1]); free(orows);
     return rc;
 }
 
 int bench_comm_main(int argc, char **argv) {
-    int provided = MPI_THREAD_SINGLE;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, PROG ": MPI_Init_thread failed\n");
-        return FB_EXIT_FAIL;
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-    int rc = comm_main(argc, argv, provided);
-    fflush(stdout);
-    fflush(stderr);
-    MPI_Finalize();
+    fb_mpi_run run;
+    if (fb_mpi_start(&run, &argc, &argv, PROG) != 0) return FB_EXIT_FAIL;
+    g_rank = run.rank;
+    g_size = run.size;
+    int rc = comm_main(argc, argv, &run);
+    fb_mpi_end(&run);
     return rc;
 }

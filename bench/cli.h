@@ -17,6 +17,8 @@ int bench_kernels_main(int argc, char **argv);   // argv[0] is "kernels"
 int bench_list_main(int argc, char **argv);      // bench_methods.c
 int bench_describe_main(int argc, char **argv);  // bench_methods.c
 int bench_comm_main(int argc, char **argv);      // bench_comm.c; calls MPI_Init/MPI_Finalize
+int bench_counters_main(int argc, char **argv);  // bench_counters.c: PAPI counters, SDE, boundary cost
+int bench_train_main(int argc, char **argv);     // bench_train.c; calls MPI_Init/MPI_Finalize
 
 // ---- Options ----
 //

@@ -19,6 +19,12 @@ static const fb_subcommand subcommands[] = {
     { "comm", bench_comm_main,
       "MPI allreduce/allgather latency and bandwidth by message size, MPI_Iallreduce overlap\n"
       "             with compute (run under mpirun, or alone as one rank)" },
+    { "train", bench_train_main,
+      "train a scenario model (timeseries, multimodal, microbiome) with a fusion method,\n"
+      "             data-parallel under MPI (dataparallel or ddp); per-step phase times" },
+    { "counters", bench_counters_main,
+      "which PAPI events this machine can count (and why not), per-thread per-phase counts\n"
+      "             of a known workload, and the cost of one phase boundary" },
     { "list", bench_list_main, "every fusion method: kind, source document, variants, parameters, FLOPs" },
     { "describe", bench_describe_main, "one fusion method's formula, variants and parameter tensors" },
 };

@@ -130,6 +130,18 @@ fb_status fb_h5_attr_double_array(fb_h5 *h, hid_t loc, const char *name, const d
 
 // ---- Tables ----
 
+fb_status fb_h5_write_floats(fb_h5 *h, hid_t parent, const char *name, const float *data, size_t n) {
+    hsize_t dims[1] = { (hsize_t)n };
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t d = space >= 0 ? H5Dcreate2(parent, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                         : H5I_INVALID_HID;
+    herr_t rc = d >= 0 && n ? H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
+    if (d >= 0) H5Dclose(d);
+    if (space >= 0) H5Sclose(space);
+    if (d < 0 || rc < 0) return h5_fail(h, "cannot write dataset '%s' in %s", name);
+    return FB_OK;
+}
+
 static hid_t column_type(fb_col_type t) {
     switch (t) {
     case FB_COL_F64: return H5Tcopy(H5T_NATIVE_DOUBLE);

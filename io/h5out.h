@@ -44,6 +44,9 @@ fb_status fb_h5_attr_double(fb_h5 *h, hid_t loc, const char *name, double value)
 fb_status fb_h5_attr_int_array(fb_h5 *h, hid_t loc, const char *name, const int64_t *values, size_t n);
 fb_status fb_h5_attr_double_array(fb_h5 *h, hid_t loc, const char *name, const double *values, size_t n);
 
+// A 1-D float32 dataset of n values (contiguous, uncompressed: checkpoints and parameter dumps).
+fb_status fb_h5_write_floats(fb_h5 *h, hid_t parent, const char *name, const float *data, size_t n);
+
 // ---- Tables ----
 
 typedef enum { FB_COL_F64, FB_COL_I64, FB_COL_STR } fb_col_type;

@@ -5,19 +5,9 @@
 #
 # Run from the repository root after `make bench/fusebench`:  sh tests/test_comm.sh
 set -u
-FB=${FUSEBENCH:-bench/fusebench}
-PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. tests/shlib.sh
 MPIRUN="mpirun --allow-run-as-root --oversubscribe -np 2"
 SIZES="4 4096 1048576"
-
-failed=0
-pass() { echo "PASS  $1"; }
-fail() { echo "FAIL  $1"; failed=$((failed + 1)); }
-
-if [ ! -x "$FB" ]; then echo "FAIL  $FB not built (make bench/fusebench)"; exit 1; fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 
 # 1. A short run.
 timeout 300 $MPIRUN "$FB" comm --sizes 4,4096,1048576 --iters 5 --warmup 1 --out "$tmp/comm.h5" \

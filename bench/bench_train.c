@@ -1,0 +1,390 @@
+// `fusebench train`: trains one scenario model (harness/model.h) with one fusion method under one
+// parallel strategy (harness/train.h), prints the per-step breakdown and writes an HDF5 result.
+//
+// Phases (HPCG's shape): options → MPI set-up and rank census → model and strategy (harness) →
+// training steps (progress on rank 0's stderr) → report: per-phase medians, samples/s, the
+// exposed-communication share, FOM lines → HDF5 (rank 0).
+// Every rank parses the same argv and reaches the same verdict; rank 0 alone prints it. A failure
+// inside the run (NaN, a bad shape) stops every rank through the harness's agreement, with the
+// failing rank's message printed once by rank 0; every rank exits 1.
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../harness/parallel.h"
+#include "../harness/train.h"
+#include "../io/h5out.h"
+#include "cli.h"
+#include "machine.h"
+#include "mpi_run.h"
+
+#define PROG "fusebench train"
+#define SCHEMA "fusebench.train"
+#define SCHEMA_VERSION 1
+
+typedef struct {
+    const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
+    int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
+    int D, H, layers, F;
+    double bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
+    int seed;
+} topts;
+
+static void print_help(const fb_option *opts, int nopts) {
+    printf("usage: [mpirun -np P] fusebench train --scenario NAME [options]\n\n"
+           "Trains a miniature of one source system with the chosen fusion method, data-parallel over\n"
+           "P MPI ranks (the global batch B is split, B/P rows per rank), and reports per step the\n"
+           "time of each phase: data, forward, loss, backward, communication (total and exposed),\n"
+           "optimizer, and samples/s.\n\n"
+           "scenarios:\n");
+    const scenario *sc[] = { &scenario_timeseries, &scenario_multimodal, &scenario_microbiome };
+    for (int i = 0; i < 3; i++)
+        printf("  %-11s (%s) %s\n              default method: %s\n", sc[i]->name, sc[i]->source, sc[i]->description,
+               sc[i]->default_method ? sc[i]->default_method : "(none: --method required)");
+    printf("\nparallel strategies:\n"
+           "  dataparallel  torch.nn.DataParallel: inputs scattered from rank 0, outputs gathered to\n"
+           "                rank 0, the loss over all pairs of the global batch there, output\n"
+           "                gradients scattered back, gradients reduced to rank 0, which steps and\n"
+           "                broadcasts the parameters every step\n"
+           "  ddp           DistributedDataParallel: every rank makes its own rows; gradients averaged\n"
+           "                with MPI_Iallreduce in buckets (--bucket-mb; first bucket --first-bucket-mb)\n"
+           "                posted as backward finishes them; --bucket-mb 0: one blocking allreduce.\n"
+           "                --pairs for a pairwise loss (microbiome's UniFrac term):\n"
+           "                  local      each rank's own pairs (DDP)\n"
+           "                  global     outputs all-gathered, every pair of the global batch\n"
+           "                  blockdiag  gathered, cross-rank pairs masked, pairwise terms x P\n"
+           "                             (the source system's FSDP path)\n\n"
+           "Data: global row g of step s is sample s*B + g of the scenario's deterministic generator,\n"
+           "so any number of ranks trains on the same batches. The same seed, ranks and threads give\n"
+           "bitwise-identical losses and parameters; --resume continues a --checkpoint bit for bit.\n"
+           "Progress: rank 0 draws a bar on a terminal, else prints a line every --progress-seconds.\n"
+           "Greppable lines:\n"
+           "  FOM train scenario=.. method=.. parallel=.. ranks=P threads=T batch=B step_ms=MEDIAN\n"
+           "      samples_per_s=.. comm_exposed_pct=.. final_loss=..\n"
+           "Results: one HDF5 file from rank 0 (schema: results/README.md). Exit status: 0 ok, 1 the\n"
+           "run failed (message from rank 0 naming the failing rank), 2 usage error.\n\n"
+           "options:\n");
+    fb_cli_print_options(stdout, opts, nopts);
+    printf("\nExamples:\n"
+           "  bench/fusebench train --scenario microbiome --steps 200\n"
+           "  mpirun -np 2 bench/fusebench train --scenario microbiome --parallel ddp --pairs global\n"
+           "  mpirun -np 4 --oversubscribe bench/fusebench train --scenario multimodal --method gmu \\\n"
+           "      --parallel dataparallel --batch 64 --threads 1\n"
+           "  bench/fusebench train --scenario timeseries --checkpoint run.ckpt.h5 --checkpoint-every 50\n"
+           "  bench/fusebench train --scenario timeseries --resume run.ckpt.h5 --checkpoint run.ckpt.h5\n");
+}
+
+static int find_name(const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+// Turns the options into a train_config; returns 0 or prints the reason (rank 0) and returns -1.
+static int build_config(const topts *o, int rank, int ranks, train_config *c) {
+    char why[512] = "";
+    *c = train_defaults();
+    c->scenario = o->scenario ? scenario_find(o->scenario) : NULL;
+    if (!o->scenario) snprintf(why, sizeof why, "--scenario is required (timeseries, multimodal or microbiome)");
+    else if (!c->scenario)
+        snprintf(why, sizeof why, "--scenario '%s' is unknown (known: timeseries, multimodal, microbiome)", o->scenario);
+    int strategy = find_name(o->parallel, train_strategy_names, 2), pairs = find_name(o->pairs, train_pairs_names, 3);
+    int optimizer = strcmp(o->optimizer, "adamw") == 0 ? 0 : strcmp(o->optimizer, "sgd") == 0 ? 1 : -1;
+    if (!why[0] && strategy < 0) snprintf(why, sizeof why, "--parallel '%s' is unknown (dataparallel or ddp)", o->parallel);
+    if (!why[0] && pairs < 0) snprintf(why, sizeof why, "--pairs '%s' is unknown (local, global or blockdiag)", o->pairs);
+    if (!why[0] && optimizer < 0) snprintf(why, sizeof why, "--optimizer '%s' is unknown (adamw or sgd)", o->optimizer);
+    const char *method = o->method ? o->method : c->scenario ? c->scenario->default_method : NULL;
+    if (!why[0] && !method) snprintf(why, sizeof why, "--method is required for the %s scenario", c->scenario->name);
+    int variant = 0;
+    if (!why[0] && o->variant) {
+        const fusion_method *fm = fusion_find(method);
+        if (fm) {   // an unknown method is reported by the harness, with the list of those that fit
+            variant = fusion_variant_index(fm, o->variant);
+            if (variant < 0 && fb_parse_int(o->variant, &variant, why, sizeof why) == 0 &&
+                (variant < 0 || variant >= FUSION_MAX_VARIANTS || !fm->variants[variant]))
+                variant = -1;
+            if (variant < 0) {
+                size_t used = (size_t)snprintf(why, sizeof why, "--variant '%s' is not a variant of %s (variants:",
+                                               o->variant, fm->name);
+                for (int k = 0; k < FUSION_MAX_VARIANTS && fm->variants[k] && used < sizeof why; k++)
+                    used += (size_t)snprintf(why + used, sizeof why - used, " %s", fm->variants[k]);
+                if (used < sizeof why) snprintf(why + used, sizeof why - used, ")");
+            } else {
+                why[0] = 0;
+            }
+        }
+    }
+    if (!why[0] && o->batch && o->batch_per_rank)
+        snprintf(why, sizeof why, "give --batch (global) or --batch-per-rank, not both");
+    if (why[0]) {
+        if (rank == 0) fprintf(stderr, PROG ": %s\n", why);
+        return -1;
+    }
+    c->model.method = method;
+    c->model.variant = variant;
+    c->model.D = o->D; c->model.H = o->H; c->model.layers = o->layers; c->model.F = o->F;
+    c->model.dropout = (float)o->dropout;
+    c->model.seed = (uint64_t)o->seed;
+    c->batch = o->batch ? o->batch : (o->batch_per_rank ? o->batch_per_rank : 8) * ranks;
+    c->steps = o->steps;
+    c->strategy = (train_strategy)strategy;
+    c->pairs = (train_pairs)pairs;
+    c->bucket_mb = o->bucket_mb;
+    c->first_bucket_mb = o->first_bucket_mb;
+    c->optim = optimizer == 0 ? fb_adamw_config() : fb_sgd_config();
+    if (o->lr >= 0) c->optim.lr = o->lr;
+    if (o->weight_decay >= 0) c->optim.weight_decay = o->weight_decay;
+    if (optimizer == 1) {
+        if (o->momentum >= 0) c->optim.momentum = o->momentum;
+        c->optim.nesterov = o->nesterov;
+    }
+    c->lr_min = o->lr_min;
+    c->warmup = o->warmup;
+    c->clip = o->clip;
+    c->checkpoint = o->checkpoint;
+    c->checkpoint_every = o->checkpoint_every;
+    c->resume = o->resume;
+    c->progress = !o->no_progress;
+    c->progress_seconds = o->progress_seconds;
+    c->poison_step = o->poison_step;
+    return 0;
+}
+
+static double median_of(const train_result *r, int k, int skip) {
+    int n = r->steps - skip;
+    if (n <= 0) { skip = 0; n = r->steps; }
+    double *x = malloc((size_t)n * sizeof *x);
+    if (!x) return NAN;
+    for (int i = 0; i < n; i++) x[i] = r->times[(size_t)(i + skip) * TT_COUNT + k];
+    fb_stats s = fb_stats_of(x, n);
+    free(x);
+    return s.median;
+}
+
+static fb_status write_h5(const char *path, const fb_mpi_run *run, const train_config *c, const train_result *r,
+                          const char *const *term_names, const double *medians, double samples_per_s) {
+    fb_h5 h;
+    if (fb_mpi_create_result(&h, path, SCHEMA, SCHEMA_VERSION, run, r->wall) != FB_OK) {
+        fb_h5_discard(&h);
+        return FB_ERR_IO;
+    }
+    hid_t root = h.file;
+    hid_t g = fb_h5_group(&h, root, "config");
+    if (g >= 0) {
+        fb_h5_attr_string(&h, g, "scenario", c->scenario->name);
+        fb_h5_attr_string(&h, g, "method", c->model.method);
+        fb_h5_attr_int(&h, g, "variant", c->model.variant);
+        fb_h5_attr_string(&h, g, "parallel", train_strategy_names[c->strategy]);
+        fb_h5_attr_string(&h, g, "pairs", train_pairs_names[c->pairs]);
+        fb_h5_attr_int(&h, g, "batch", c->batch);
+        fb_h5_attr_int(&h, g, "batch_per_rank", c->batch / run->size);
+        fb_h5_attr_int(&h, g, "steps", c->steps);
+        fb_h5_attr_int(&h, g, "first_step", r->first_step);
+        fb_h5_attr_double(&h, g, "bucket_mb", c->bucket_mb);
+        fb_h5_attr_double(&h, g, "first_bucket_mb", c->first_bucket_mb);
+        fb_h5_attr_int(&h, g, "buckets", r->nbuckets);
+        fb_h5_attr_string(&h, g, "optimizer", c->optim.kind == FB_OPTIM_ADAMW ? "adamw" : "sgd");
+        fb_h5_attr_double(&h, g, "lr", c->optim.lr);
+        fb_h5_attr_double(&h, g, "lr_min", c->lr_min);
+        fb_h5_attr_double(&h, g, "weight_decay", c->optim.weight_decay);
+        fb_h5_attr_double(&h, g, "clip", c->clip);
+        fb_h5_attr_double(&h, g, "dropout", c->model.dropout);
+        fb_h5_attr_int(&h, g, "seed", (int64_t)c->model.seed);
+        fb_h5_attr_int(&h, g, "parameters", (int64_t)r->n_params);
+        fb_h5_attr_string(&h, g, "param_checksum", r->param_checksum);
+        H5Gclose(g);
+    }
+    // /steps: one row per step.
+    const int n = r->steps, nt = r->n_terms;
+    int64_t *step = malloc((size_t)(n ? n : 1) * sizeof *step);
+    double *cols[MODEL_MAX_TERMS + TT_COUNT + 1] = { 0 };
+    int ok = step != NULL;
+    for (int k = 0; k < nt + TT_COUNT + 1; k++) ok &= (cols[k] = malloc((size_t)(n ? n : 1) * sizeof(double))) != NULL;
+    fb_status st = FB_OK;
+    if (ok) {
+        fb_h5_column hc[2 + MODEL_MAX_TERMS + 2 + TT_COUNT + 1];
+        const void *data[2 + MODEL_MAX_TERMS + 2 + TT_COUNT + 1];
+        char names[TT_COUNT][32];
+        int nc = 0;
+        for (int i = 0; i < n; i++) step[i] = r->first_step + i;
+        hc[nc] = (fb_h5_column){ "step", FB_COL_I64, "1", "0-based optimizer step" }; data[nc++] = step;
+        hc[nc] = (fb_h5_column){ "loss", FB_COL_F64, "1", "objective: the sum of the terms" }; data[nc++] = r->loss;
+        for (int k = 0; k < nt; k++) {
+            for (int i = 0; i < n; i++) cols[k][i] = r->terms[(size_t)i * nt + k];
+            hc[nc] = (fb_h5_column){ term_names[k], FB_COL_F64, "1", "loss term" }; data[nc++] = cols[k];
+        }
+        hc[nc] = (fb_h5_column){ "lr", FB_COL_F64, "1", "learning rate used" }; data[nc++] = r->lr;
+        hc[nc] = (fb_h5_column){ "grad_norm", FB_COL_F64, "1", "global gradient norm before clipping" };
+        data[nc++] = r->grad_norm;
+        for (int k = 0; k < TT_COUNT; k++) {
+            for (int i = 0; i < n; i++) cols[nt + k][i] = r->times[(size_t)i * TT_COUNT + k] * 1e3;
+            snprintf(names[k], sizeof names[k], "%s_ms", train_time_names[k]);
+            hc[nc] = (fb_h5_column){ names[k], FB_COL_F64, "ms", "slowest rank's time in this phase" };
+            data[nc++] = cols[nt + k];
+        }
+        double *sps = cols[nt + TT_COUNT];
+        for (int i = 0; i < n; i++) {
+            const double t = r->times[(size_t)i * TT_COUNT + TT_STEP];
+            sps[i] = t > 0 ? c->batch / t : 0;
+        }
+        hc[nc] = (fb_h5_column){ "samples_per_s", FB_COL_F64, "1/s", "global batch / step time" }; data[nc++] = sps;
+        st = fb_h5_write_table(&h, root, "steps", hc, nc, (size_t)n, data);
+    } else {
+        h.failed = 1;
+        st = fb_fail(FB_ERR_ALLOC, "step table of %d rows", n);
+    }
+    free(step);
+    for (int k = 0; k < nt + TT_COUNT + 1; k++) free(cols[k]);
+    // /summary: medians (first steps skipped as warm-up) and communication totals.
+    g = fb_h5_group(&h, root, "summary");
+    if (g >= 0) {
+        for (int k = 0; k < TT_COUNT; k++) {
+            char name[48];
+            snprintf(name, sizeof name, "median_%s_ms", train_time_names[k]);
+            fb_h5_attr_double(&h, g, name, medians[k] * 1e3);
+        }
+        fb_h5_attr_double(&h, g, "samples_per_s", samples_per_s);
+        fb_h5_attr_double(&h, g, "comm_exposed_pct", medians[TT_STEP] > 0 ? 100 * medians[TT_COMM_EXPOSED] / medians[TT_STEP] : 0);
+        for (int k = 0; k < 5; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_bytes", par_kind_names[k]);
+            fb_h5_attr_int(&h, g, name, r->comm_bytes[k]);
+            snprintf(name, sizeof name, "%s_calls", par_kind_names[k]);
+            fb_h5_attr_int(&h, g, name, r->comm_calls[k]);
+        }
+        H5Gclose(g);
+    }
+    return st == FB_OK ? fb_h5_close(&h) : (fb_h5_discard(&h), st);
+}
+
+static int train_main(int argc, char **argv, fb_mpi_run *run) {
+    topts o = { .parallel = "ddp", .pairs = "local", .optimizer = "adamw", .steps = 100, .threads = 1, .warmup = -1,
+                .bucket_mb = 25.0, .first_bucket_mb = 1.0, .lr = -1, .lr_min = 0, .weight_decay = -1, .momentum = -1,
+                .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1 };
+    const fb_option opts[] = {
+        { "scenario", FB_OPT_STRING, &o.scenario, "NAME", "timeseries, multimodal or microbiome (required)", 1, 0, 0 },
+        { "method", FB_OPT_STRING, &o.method, "NAME", "fusion method (`fusebench list`) [default: the scenario's]", 1, 0, 0 },
+        { "variant", FB_OPT_STRING, &o.variant, "NAME", "variant of the method, by name or index [default: 0, the document's form]", 1, 0, 0 },
+        { "parallel", FB_OPT_STRING, &o.parallel, "NAME", "dataparallel or ddp", 1, 0, 0 },
+        { "pairs", FB_OPT_STRING, &o.pairs, "NAME", "ddp's pair scope of a pairwise loss: local, global, blockdiag", 1, 0, 0 },
+        { "bucket-mb", FB_OPT_DOUBLE, &o.bucket_mb, "MB", "ddp gradient bucket size (MiB); 0 = one blocking allreduce", 0, 1e6, 0 },
+        { "first-bucket-mb", FB_OPT_DOUBLE, &o.first_bucket_mb, "MB", "ddp's first (last-layer) bucket size", 0, 1e6, 0 },
+        { "batch", FB_OPT_INT, &o.batch, "B", "global batch, split over the ranks [default: 8 per rank]", 0, 1e8, 0 },
+        { "batch-per-rank", FB_OPT_INT, &o.batch_per_rank, "N", "rows per rank (global batch = N x ranks)", 0, 1e8, 0 },
+        { "steps", FB_OPT_INT, &o.steps, "N", "optimizer steps of the run (the schedule's length)", 1, 1e9, 0 },
+        { "optimizer", FB_OPT_STRING, &o.optimizer, "NAME", "adamw (lr 1e-4, wd 0.01, as 003) or sgd (lr 1e-2, momentum 0.9)", 1, 0, 0 },
+        { "lr", FB_OPT_DOUBLE, &o.lr, "LR", "peak learning rate [default: the optimizer's]", 0, 1e3, 0 },
+        { "lr-min", FB_OPT_DOUBLE, &o.lr_min, "LR", "learning rate at the end of the cosine", 0, 1e3, 0 },
+        { "warmup", FB_OPT_INT, &o.warmup, "N", "linear warm-up steps [default -1: 10% of --steps]", -1, 1e9, 0 },
+        { "weight-decay", FB_OPT_DOUBLE, &o.weight_decay, "WD", "[default: the optimizer's]", 0, 1e3, 0 },
+        { "momentum", FB_OPT_DOUBLE, &o.momentum, "M", "sgd momentum [default 0.9]", 0, 0.999999, 0 },
+        { "nesterov", FB_OPT_FLAG, &o.nesterov, NULL, "sgd: Nesterov momentum", 1, 0, 0 },
+        { "clip", FB_OPT_DOUBLE, &o.clip, "NORM", "clip the global gradient norm to NORM; 0 = off", 0, 1e30, 0 },
+        { "dropout", FB_OPT_DOUBLE, &o.dropout, "P", "dropout of the model and its fusion method", 0, 0.99, 0 },
+        { "dim", FB_OPT_INT, &o.D, "D", "model width [default: the scenario's]", 0, 65536, 0 },
+        { "heads", FB_OPT_INT, &o.H, "H", "attention heads [default: the scenario's]", 0, 1024, 0 },
+        { "layers", FB_OPT_INT, &o.layers, "N", "transformer layers [default: the scenario's]", 0, 1024, 0 },
+        { "ffn", FB_OPT_INT, &o.F, "F", "feed-forward width [default: the scenario's]", 0, 1 << 20, 0 },
+        { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },
+        { "threads", FB_OPT_INT, &o.threads, "T", "OpenMP (and OpenBLAS) threads per rank", 1, 4096, 0 },
+        { "checkpoint", FB_OPT_STRING, &o.checkpoint, "FILE", "checkpoint file (HDF5), written atomically every\n"
+          "--checkpoint-every steps and at the end; {step} in FILE is replaced\n"
+          "by the step count (one file per checkpoint)", 1, 0, 0 },
+        { "checkpoint-every", FB_OPT_INT, &o.checkpoint_every, "N", "steps between checkpoints; 0 = at the end only", 0, 1e9, 0 },
+        { "resume", FB_OPT_STRING, &o.resume, "FILE", "continue from this checkpoint (same configuration)", 1, 0, 0 },
+        { "out", FB_OPT_STRING, &o.out, "FILE", "HDF5 result file [default: results/train-YYYYmmdd-HHMMSS.h5]", 1, 0, 0 },
+        { "no-h5", FB_OPT_FLAG, &o.no_h5, NULL, "do not write an HDF5 result file", 1, 0, 0 },
+        { "no-progress", FB_OPT_FLAG, &o.no_progress, NULL, "no progress bar or lines", 1, 0, 0 },
+        { "progress-seconds", FB_OPT_DOUBLE, &o.progress_seconds, "S", "seconds between progress lines (not on a terminal)", 0, 1e6, 0 },
+        { "poison-step", FB_OPT_INT, &o.poison_step, "N", "testing: put a NaN into the last sample's output at step N\n"
+          "(exercises the failure path of every rank); -1 = never", -1, 1e9, 0 },
+    };
+    const int nopts = (int)(sizeof opts / sizeof opts[0]);
+    fb_cli_result pr = fb_mpi_parse(run, PROG, opts, nopts, argc, argv);
+    if (pr == FB_CLI_HELP) {
+        if (run->rank == 0) print_help(opts, nopts);
+        return FB_EXIT_OK;
+    }
+    if (pr == FB_CLI_ERROR) return FB_EXIT_USAGE;
+    train_config c;
+    if (build_config(&o, run->rank, run->size, &c) != 0) return FB_EXIT_USAGE;
+    fb_set_threads(o.threads);
+    char path[1100] = "";
+    if (!o.no_h5 && fb_mpi_results_path(run, PROG, o.out, "train", path, sizeof path) != 0) return FB_EXIT_FAIL;
+    if (fb_mpi_census(run) != 0) return FB_EXIT_FAIL;
+    if (run->rank == 0) {
+        printf("# fusebench train: %s scenario, method %s (variant %d), %s%s%s, %d rank%s, global batch %d\n",
+               c.scenario->name, c.model.method, c.model.variant, train_strategy_names[c.strategy],
+               c.strategy == TRAIN_DDP ? " --pairs " : "", c.strategy == TRAIN_DDP ? train_pairs_names[c.pairs] : "",
+               run->size, run->size > 1 ? "s" : "", c.batch);
+        printf("# build     %s, %s\n", FB_GIT_COMMIT, FB_CFLAGS);
+        printf("# run       %s on %s; %s\n", run->date, run->all[0].host, fb_cli_command_line());
+        fb_mpi_print_header(run, stdout);
+        fflush(stdout);
+    }
+
+    train_result r;
+    fb_status st = train_run(&c, MPI_COMM_WORLD, &r);
+    if (st != FB_OK) {
+        if (run->rank == 0) fprintf(stderr, PROG ": %s\n", fb_last_error());
+        return FB_EXIT_FAIL;
+    }
+    int rc = FB_EXIT_OK;
+    if (run->rank == 0) {
+        const char *const *names = r.term_names;
+        const int skip = r.steps > 10 ? r.steps / 10 : 0;   // warm-up steps left out of the medians
+        double med[TT_COUNT];
+        for (int k = 0; k < TT_COUNT; k++) med[k] = median_of(&r, k, skip);
+        const double sps = med[TT_STEP] > 0 ? c.batch / med[TT_STEP] : 0;
+        const double exposed_pct = med[TT_STEP] > 0 ? 100 * med[TT_COMM_EXPOSED] / med[TT_STEP] : 0;
+        printf("# model     %zu parameters; %d gradient bucket%s\n", r.n_params, r.nbuckets, r.nbuckets == 1 ? "" : "s");
+        printf("\n%-6s %-12s", "step", "loss");
+        for (int k = 0; k < r.n_terms; k++) printf(" %-11s", names[k]);
+        printf(" %8s %8s %8s %8s %8s %8s %8s %8s %10s\n", "data", "fwd", "loss", "bwd", "comm", "exposed", "optim",
+               "step ms", "samples/s");
+        const int every = r.steps > 20 ? r.steps / 20 : 1;
+        for (int i = 0; i < r.steps; i++) {
+            if (i % every && i != r.steps - 1) continue;
+            const double *t = r.times + (size_t)i * TT_COUNT;
+            printf("%-6d %-12.6g", r.first_step + i, r.loss[i]);
+            for (int k = 0; k < r.n_terms; k++) printf(" %-11.5g", r.terms[(size_t)i * r.n_terms + k]);
+            printf(" %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %10.1f\n", t[TT_DATA] * 1e3, t[TT_FORWARD] * 1e3,
+                   t[TT_LOSS] * 1e3, t[TT_BACKWARD] * 1e3, t[TT_COMM] * 1e3, t[TT_COMM_EXPOSED] * 1e3,
+                   t[TT_OPTIMIZER] * 1e3, t[TT_STEP] * 1e3, t[TT_STEP] > 0 ? c.batch / t[TT_STEP] : 0);
+        }
+        printf("\n# medians over steps %d..%d (ms, slowest rank): data %.3f forward %.3f loss %.3f backward %.3f "
+               "comm %.3f (exposed %.3f = %.1f%% of the step) optimizer %.3f step %.3f\n",
+               r.first_step + skip, r.first_step + r.steps - 1, med[TT_DATA] * 1e3, med[TT_FORWARD] * 1e3,
+               med[TT_LOSS] * 1e3, med[TT_BACKWARD] * 1e3, med[TT_COMM] * 1e3, med[TT_COMM_EXPOSED] * 1e3, exposed_pct,
+               med[TT_OPTIMIZER] * 1e3, med[TT_STEP] * 1e3);
+        printf("FOM train scenario=%s method=%s parallel=%s pairs=%s ranks=%d threads=%d batch=%d step_ms=%.4f "
+               "samples_per_s=%.1f comm_exposed_pct=%.2f final_loss=%.9g params=%s\n",
+               c.scenario->name, c.model.method, train_strategy_names[c.strategy],
+               c.strategy == TRAIN_DDP ? train_pairs_names[c.pairs] : "all", run->size,
+               o.threads, c.batch, med[TT_STEP] * 1e3, sps, exposed_pct, r.loss[r.steps - 1], r.param_checksum);
+        if (!o.no_h5) {
+            st = write_h5(path, run, &c, &r, names, med, sps);
+            if (st != FB_OK) {
+                fprintf(stderr, PROG ": writing %s failed: %s\n", path, fb_last_error());
+                rc = FB_EXIT_FAIL;
+            } else {
+                printf("# wrote %s\n", path);
+            }
+        }
+        if (c.checkpoint) printf("# checkpoint %s (last at step %d)\n", c.checkpoint, c.steps);
+        fflush(stdout);
+        train_result_free(&r);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc;
+}
+
+int bench_train_main(int argc, char **argv) {
+    fb_mpi_run run;
+    if (fb_mpi_start(&run, &argc, &argv, PROG) != 0) return FB_EXIT_FAIL;
+    int rc = train_main(argc, argv, &run);
+    fb_mpi_end(&run);
+    return rc;
+}

@@ -1,0 +1,113 @@
+#!/bin/sh
+# The training harness under mpirun -np 1, 2 and 4 (oversubscribed on this 2-core machine):
+#   - dataparallel and ddp --pairs global on P ranks give the 1-rank result on the same global batch
+#     (losses per step and final parameters within 1e-5 relative over 20 steps), for each scenario
+#     with its default method, dropout on;
+#   - ddp --pairs local: the loss is the mean of the P local losses computed separately;
+#     blockdiag = local with the UniFrac term scaled by P and the same parameters;
+#   - the same seed, ranks and threads give bitwise-identical runs; checkpoint + resume equals the
+#     uninterrupted run bitwise; bucketed and blocking allreduce agree;
+#   - bad input (B not divisible by P, odd B with the UniFrac loss, a method that does not fit, more
+#     ranks than samples, NaN in the embeddings) exits non-zero on every rank with one clear message
+#     from rank 0 and no hang.
+# PASS/FAIL per check; exits non-zero when any check failed.
+# Run from the repository root after `make bench/fusebench`:  sh tests/test_train.sh
+set -u
+. tests/shlib.sh
+CMP="$PY tests/train_compare.py"
+export OMP_NUM_THREADS=1
+MPIRUN="timeout 300 mpirun --allow-run-as-root --oversubscribe"
+STEPS=20
+
+# train NAME NP ARGS...: runs one training into $tmp/NAME.h5 (+ checkpoint $tmp/NAME.ckpt.h5).
+train() {
+  local name=$1 ranks=$2; shift 2
+  if $MPIRUN -np "$ranks" "$FB" train --no-progress --steps $STEPS --out "$tmp/$name.h5" \
+       --checkpoint "$tmp/$name.ckpt.h5" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"; then
+    return 0
+  fi
+  echo "      $FB train $* on $ranks ranks failed:"; sed 's/^/      /' "$tmp/$name.err" | tail -n 8
+  return 1
+}
+
+check() {   # check DESCRIPTION CMP-ARGS...
+  local what=$1; shift
+  if $CMP "$@" >"$tmp/cmp" 2>&1; then pass "$what"; cat "$tmp/cmp"
+  else fail "$what"; sed 's/^/      /' "$tmp/cmp"; fi
+}
+
+# 1. Decomposition: P ranks reproduce 1 rank on the same global batch (dropout 0.1: masks follow the
+#    global row). Batch 8 = 8 / 4 / 2 rows per rank.
+for sc in timeseries multimodal microbiome; do
+  train "$sc-1" 1 --scenario $sc --batch 8 || { fail "$sc: 1-rank run"; continue; }
+  for np in 2 4; do
+    for par in dataparallel "ddp --pairs global"; do
+      tag=$(echo "$par" | tr -d ' -' )
+      if train "$sc-$tag-$np" $np --scenario $sc --batch 8 --parallel $par; then
+        check "$sc: $par on $np ranks = 1 rank (losses, parameters within 1e-5)" \
+          close "$tmp/$sc-$tag-$np.h5" "$tmp/$sc-1.h5" "$tmp/$sc-$tag-$np.ckpt.h5" "$tmp/$sc-1.ckpt.h5" 1e-5
+      else fail "$sc: $par on $np ranks runs"; fi
+    done
+  done
+done
+
+# 2. ddp --pairs local: the mean of the local losses, each computed alone (lr 0 keeps the parameters,
+#    dropout 0 makes a row's result independent of its step; a 1-rank run of batch B/P at step
+#    sP + r sees exactly rank r's rows of step s).
+for np in 2 4; do
+  n=$((8 / np))
+  if train "local-$np" $np --scenario microbiome --batch 8 --lr 0 --dropout 0 --steps 5 &&
+     train "local-alone-$np" 1 --scenario microbiome --batch $n --lr 0 --dropout 0 --steps $((5 * np)); then
+    check "microbiome: ddp --pairs local on $np ranks = mean of the $np local losses" \
+      localmean "$tmp/local-$np.h5" "$tmp/local-alone-$np.h5" $np 1e-6
+  else fail "microbiome: ddp --pairs local runs on $np ranks"; fi
+  if train "ddplocal-$np" $np --scenario microbiome --batch 8 &&
+     train "blockdiag-$np" $np --scenario microbiome --batch 8 --pairs blockdiag; then
+    check "microbiome: blockdiag on $np ranks = local, UniFrac term x $np" \
+      blockdiag "$tmp/ddplocal-$np.h5" "$tmp/blockdiag-$np.h5" "$tmp/ddplocal-$np.ckpt.h5" "$tmp/blockdiag-$np.ckpt.h5" $np
+  else fail "microbiome: blockdiag runs on $np ranks"; fi
+done
+
+# 3. Determinism, resume, buckets.
+if train det-a 2 --scenario microbiome --batch 8 && train det-b 2 --scenario microbiome --batch 8; then
+  check "same seed, ranks and threads: bitwise-identical runs" \
+    equal "$tmp/det-a.h5" "$tmp/det-b.h5" "$tmp/det-a.ckpt.h5" "$tmp/det-b.ckpt.h5"
+else fail "determinism runs"; fi
+if $MPIRUN -np 2 "$FB" train --no-progress --scenario timeseries --batch 8 --steps $STEPS --out "$tmp/full.h5" \
+     --checkpoint "$tmp/full-{step}.h5" --checkpoint-every 10 >"$tmp/full.out" 2>&1 &&
+   $MPIRUN -np 2 "$FB" train --no-progress --scenario timeseries --batch 8 --steps $STEPS --out "$tmp/res.h5" \
+     --resume "$tmp/full-10.h5" --checkpoint "$tmp/res-{step}.h5" >"$tmp/res.out" 2>&1; then
+  check "checkpoint at step 10 + resume = the uninterrupted run, bitwise" \
+    tail "$tmp/full.h5" "$tmp/res.h5" "$tmp/full-20.h5" "$tmp/res-20.h5"
+else fail "checkpoint/resume runs"; sed 's/^/      /' "$tmp/full.out" "$tmp/res.out" | tail -n 10; fi
+if train bucket-small 2 --scenario timeseries --batch 8 --bucket-mb 0.01 --first-bucket-mb 0.005 &&
+   train bucket-none 2 --scenario timeseries --batch 8 --bucket-mb 0; then
+  nb=$(grep -o '[0-9]* gradient buckets' "$tmp/bucket-small.out" | cut -d' ' -f1)
+  check "ddp: ${nb:-?} small buckets (Iallreduce during backward) = one blocking allreduce" \
+    close "$tmp/bucket-small.h5" "$tmp/bucket-none.h5" "$tmp/bucket-small.ckpt.h5" "$tmp/bucket-none.ckpt.h5" 1e-6
+else fail "bucket runs"; fi
+
+# 4. Bad input: non-zero exit on every rank (mpirun's status), one message from rank 0, no hang.
+bad() {   # bad DESCRIPTION EXPECTED-TEXT NP ARGS...
+  local what=$1 text=$2 ranks=$3; shift 3
+  $MPIRUN -np "$ranks" "$FB" train --no-progress --no-h5 --steps 5 "$@" >"$tmp/bad.out" 2>"$tmp/bad.err"
+  rc=$?
+  n=$(grep -c "$text" "$tmp/bad.err")
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$n" -eq 1 ]; then
+    pass "$what: exit $rc, one message"; echo "      $(grep "$text" "$tmp/bad.err")"
+  else
+    fail "$what (exit $rc, '$text' printed $n times)"; sed 's/^/      /' "$tmp/bad.err" | tail -n 5
+  fi
+}
+bad "B not divisible by P" "does not divide over 4 ranks" 4 --scenario multimodal --batch 6
+bad "odd B with the UniFrac loss" "needs an even global batch" 1 --scenario microbiome --batch 7
+bad "a method that does not fit" "methods that do:" 2 --scenario timeseries --method perceiver
+bad "more ranks than samples" "every rank needs at least one sample" 4 --scenario multimodal --batch 2
+bad "NaN in the embeddings (last rank, step 3)" "rank 1: .*non-finite\|rank 1: .*NaN" 2 --scenario microbiome --batch 8 --poison-step 3
+bad "NaN in the output (ddp global)" "rank 0: .*NaN\|rank 0: .*non-finite" 2 --scenario microbiome --batch 8 --pairs global --poison-step 2
+bad "NaN in the loss (multimodal, dataparallel)" "rank 0: step 1: the" 2 --scenario multimodal --batch 8 --parallel dataparallel --poison-step 1
+bad "unknown scenario" "is unknown" 2 --scenario weather
+bad "resume from a missing checkpoint" "cannot open checkpoint" 2 --scenario multimodal --resume "$tmp/none.h5"
+
+if [ "$failed" -eq 0 ]; then echo "test_train: all checks passed"; exit 0; fi
+echo "test_train: $failed check(s) failed"; exit 1
