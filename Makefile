@@ -15,9 +15,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_LIBDIR = $(shell pkg-config --variable=libdir openblas 2>/dev/null)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-CFLAGS   = $(OPT) $(ARCH) $(SAN) -g -fopenmp -fno-math-errno -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP \
-           -DFB_SOURCE_DIR=\"$(CURDIR)\" -DFB_GIT_COMMIT=\"$(GIT_COMMIT)\" \
-           -DFB_CFLAGS="\"$(strip $(OPT) $(ARCH) $(SAN)) -fopenmp -fno-math-errno\"" $(PKG_CFLAGS)
+CODEGEN  = $(strip $(OPT) $(ARCH) $(SAN)) -fopenmp -fno-math-errno
+CFLAGS   = $(CODEGEN) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -DFB_SOURCE_DIR=\"$(CURDIR)\" $(PKG_CFLAGS)
 LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 LDLIBS   = $(PKG_LIBS) -lsde -lm
 
@@ -29,9 +28,14 @@ BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB       := $(BUILD)/libfusebench.a
 FUSEBENCH := bench/fusebench
+# Every object depends on FLAGS_STAMP, rewritten only when the compile flags change, so a new
+# OPT/ARCH/SAN or Makefile flag rebuilds everything. BUILD_INFO (commit and flags, recorded in every
+# result file) is regenerated when the commit or the tree's dirtiness changes.
+FLAGS_STAMP := $(BUILD)/compile-flags
+BUILD_INFO  := $(BUILD)/gen/build_info.c
 
 .SECONDARY:
-.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help
+.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help FORCE
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
@@ -84,16 +88,31 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUSEBENCH): $(BENCH_OBJ) $(LIB)
+$(FUSEBENCH): $(BENCH_OBJ) $(BUILD)/obj/gen/build_info.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/testutil.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/build_info.o: $(BUILD_INFO) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
+
+$(BUILD_INFO): FORCE
+	@mkdir -p $(@D)
+	@printf 'const char fb_build_commit[] = "%s";\nconst char fb_build_cflags[] = "%s";\n' \
+	  '$(GIT_COMMIT)' '$(CODEGEN)' | cmp -s - $@ || \
+	  printf 'const char fb_build_commit[] = "%s";\nconst char fb_build_cflags[] = "%s";\n' \
+	  '$(GIT_COMMIT)' '$(CODEGEN)' > $@
 
 clean:
 	rm -rf build build-sanitize $(FUSEBENCH)

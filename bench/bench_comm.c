@@ -38,6 +38,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include "build_info.h"
 #include "../io/h5out.h"
 #include "cli.h"
 #include "mpi_run.h"
@@ -618,7 +619,7 @@ static int comm_main(int argc, char **argv, fb_mpi_run *run) {
     if (fb_mpi_census(run) != 0) return FB_EXIT_FAIL;
     if (g_rank == 0) {
         printf("# fusebench comm: MPI collective latency/bandwidth by message size and MPI_Iallreduce/compute overlap\n");
-        printf("# build     %s, %s\n", FB_GIT_COMMIT, FB_CFLAGS);
+        printf("# build     %s, %s\n", fb_build_commit, fb_build_cflags);
         printf("# run       %s on %s; %s\n", run->date, run->all[0].host, fb_cli_command_line());
         fb_mpi_print_header(run, stdout);
         char sz[64];

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "build_info.h"
 #include "../io/h5out.h"
 #include "../kernels/activations.h"
 #include "../kernels/attention.h"
@@ -564,7 +565,7 @@ static void print_header(const fb_machine *m, const kopts *o, const fb_sgemm_cei
     char threads[128];
     fb_int_list_format(&o->threads, threads, sizeof threads);
     printf("# fusebench kernels: forward/backward time of each kernel block vs this machine's SGEMM ceiling\n");
-    printf("# build     %s, %s\n", FB_GIT_COMMIT, FB_CFLAGS);
+    printf("# build     %s, %s\n", fb_build_commit, fb_build_cflags);
     printf("# run       %s on %s; %s\n", date, host, fb_cli_command_line());
     printf("# cpu       %s: %d core%s (%d logical CPU%s allowed: %s), %s\n", m->cpu_model, m->cores,
            m->cores > 1 ? "s" : "", m->logical_cpus, m->logical_cpus > 1 ? "s" : "", m->cpus_allowed, m->isa);
@@ -642,13 +643,13 @@ static fb_status write_h5(const char *path, const fb_machine *m, const kopts *o,
     // Provenance.
     fb_h5_attr_string(&h, root, "schema", SCHEMA);
     fb_h5_attr_int(&h, root, "schema_version", SCHEMA_VERSION);
-    fb_h5_attr_string(&h, root, "fusebench_commit", FB_GIT_COMMIT);
+    fb_h5_attr_string(&h, root, "fusebench_commit", fb_build_commit);
 #ifdef __clang__
     fb_h5_attr_string(&h, root, "compiler", "clang " __VERSION__ " (via mpicc)");
 #else
     fb_h5_attr_string(&h, root, "compiler", "gcc " __VERSION__ " (via mpicc)");
 #endif
-    fb_h5_attr_string(&h, root, "cflags", FB_CFLAGS);
+    fb_h5_attr_string(&h, root, "cflags", fb_build_cflags);
     fb_h5_attr_string(&h, root, "host", host);
     fb_h5_attr_string(&h, root, "date", date);
     fb_h5_attr_string(&h, root, "command_line", fb_cli_command_line());

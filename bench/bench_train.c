@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "build_info.h"
 #include "../harness/parallel.h"
 #include "../harness/train.h"
 #include "../io/h5out.h"
@@ -319,7 +320,7 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
                c.scenario->name, c.model.method, c.model.variant, train_strategy_names[c.strategy],
                c.strategy == TRAIN_DDP ? " --pairs " : "", c.strategy == TRAIN_DDP ? train_pairs_names[c.pairs] : "",
                run->size, run->size > 1 ? "s" : "", c.batch);
-        printf("# build     %s, %s\n", FB_GIT_COMMIT, FB_CFLAGS);
+        printf("# build     %s, %s\n", fb_build_commit, fb_build_cflags);
         printf("# run       %s on %s; %s\n", run->date, run->all[0].host, fb_cli_command_line());
         fb_mpi_print_header(run, stdout);
         fflush(stdout);

@@ -4,6 +4,7 @@
 // need it, not here: the kernel benchmark is a single process.
 #include <stdio.h>
 #include <string.h>
+#include "build_info.h"
 #include "cli.h"
 
 typedef struct {
@@ -54,7 +55,7 @@ int main(int argc, char **argv) {
         return FB_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("fusebench %s (built with %s)\n", FB_GIT_COMMIT, FB_CFLAGS);
+        printf("fusebench %s (built with %s)\n", fb_build_commit, fb_build_cflags);
         return FB_EXIT_OK;
     }
     if (strcmp(argv[1], "help") == 0) {   // `fusebench help kernels` = `fusebench kernels --help`

@@ -1,4 +1,5 @@
 #include "mpi_run.h"
+#include "build_info.h"
 #include <fcntl.h>
 #include <omp.h>
 #include <sched.h>
@@ -191,13 +192,13 @@ fb_status fb_mpi_write_provenance(fb_h5 *h, const fb_mpi_run *r) {
     FB_REQUIRE(r->all, FB_ERR_INTERNAL, "provenance needs the rank census (fb_mpi_census) on rank 0");
     const hid_t root = h->file;
     char buf[256];
-    fb_h5_attr_string(h, root, "fusebench_commit", FB_GIT_COMMIT);
+    fb_h5_attr_string(h, root, "fusebench_commit", fb_build_commit);
 #ifdef __clang__
     fb_h5_attr_string(h, root, "compiler", "clang " __VERSION__ " (via mpicc)");
 #else
     fb_h5_attr_string(h, root, "compiler", "gcc " __VERSION__ " (via mpicc)");
 #endif
-    fb_h5_attr_string(h, root, "cflags", FB_CFLAGS);
+    fb_h5_attr_string(h, root, "cflags", fb_build_cflags);
     fb_h5_attr_string(h, root, "host", r->all[0].host);
     fb_h5_attr_string(h, root, "hosts", r->hosts);
     fb_h5_attr_int(h, root, "nhosts", r->nhosts);
