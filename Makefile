@@ -18,7 +18,8 @@ GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CODEGEN  = $(strip $(OPT) $(ARCH) $(SAN)) -fopenmp -fno-math-errno
 CFLAGS   = $(CODEGEN) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -DFB_SOURCE_DIR=\"$(CURDIR)\" $(PKG_CFLAGS)
 LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
-LDLIBS   = $(PKG_LIBS) -lsde -lm
+# hdf5_hl (dimension scales, io/h5trace.c): pkg-config hdf5-openmpi names only -lhdf5; its -L finds it.
+LDLIBS   = -lhdf5_hl $(PKG_LIBS) -lsde -lm
 
 LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c)
 BENCH_SRC := $(wildcard bench/*.c)

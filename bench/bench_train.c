@@ -16,18 +16,20 @@
 #include "build_info.h"
 #include "../harness/parallel.h"
 #include "../harness/train.h"
+#include <signal.h>
 #include "../io/h5out.h"
 #include "cli.h"
 #include "machine.h"
 #include "mpi_run.h"
+#include "train_out.h"
 
 #define PROG "fusebench train"
-#define SCHEMA "fusebench.train"
-#define SCHEMA_VERSION 1
 
 typedef struct {
     const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
     int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
+    int trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step;
+    const char *papi_events;
     int D, H, layers, F;
     double bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
     int seed;
@@ -150,6 +152,10 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     c->progress = !o->no_progress;
     c->progress_seconds = o->progress_seconds;
     c->poison_step = o->poison_step;
+    c->monitor.counters = !o->no_counters && !o->no_trace;
+    c->monitor.papi_events = o->papi_events;
+    c->monitor.trace_every = o->no_trace ? 0 : o->trace_every;
+    c->monitor.eval_check_every = o->no_trace ? 0 : o->eval_check_every;
     return 0;
 }
 
@@ -164,106 +170,134 @@ static double median_of(const train_result *r, int k, int skip) {
     return s.median;
 }
 
-static fb_status write_h5(const char *path, const fb_mpi_run *run, const train_config *c, const train_result *r,
-                          const char *const *term_names, const double *medians, double samples_per_s) {
-    fb_h5 h;
-    if (fb_mpi_create_result(&h, path, SCHEMA, SCHEMA_VERSION, run, r->wall) != FB_OK) {
-        fb_h5_discard(&h);
-        return FB_ERR_IO;
+// --kill-at-step: passes everything to the file's sink, then kills rank 0 after that step (a
+// real SIGKILL: no handler, no flush, no atexit), as a Slurm time limit or the OOM killer would.
+typedef struct { train_sink *inner; int at; } kill_sink;
+
+static fb_status kill_begin(void *ctx, const train_result *r, const monitor_trace *names) {
+    kill_sink *k = ctx;
+    return k->inner->begin ? k->inner->begin(k->inner->ctx, r, names) : FB_OK;
+}
+
+static fb_status kill_step(void *ctx, const train_result *r, int i, const monitor_trace *trace) {
+    kill_sink *k = ctx;
+    fb_status st = k->inner->step ? k->inner->step(k->inner->ctx, r, i, trace) : FB_OK;
+    if (k->at >= 0 && r->first_step + i == k->at) {
+        fflush(stdout);
+        raise(SIGKILL);
     }
-    hid_t root = h.file;
-    hid_t g = fb_h5_group(&h, root, "config");
-    if (g >= 0) {
-        fb_h5_attr_string(&h, g, "scenario", c->scenario->name);
-        fb_h5_attr_string(&h, g, "method", c->model.method);
-        fb_h5_attr_int(&h, g, "variant", c->model.variant);
-        fb_h5_attr_string(&h, g, "parallel", train_strategy_names[c->strategy]);
-        fb_h5_attr_string(&h, g, "pairs", train_pairs_names[c->pairs]);
-        fb_h5_attr_int(&h, g, "batch", c->batch);
-        fb_h5_attr_int(&h, g, "batch_per_rank", c->batch / run->size);
-        fb_h5_attr_int(&h, g, "steps", c->steps);
-        fb_h5_attr_int(&h, g, "first_step", r->first_step);
-        fb_h5_attr_double(&h, g, "bucket_mb", c->bucket_mb);
-        fb_h5_attr_double(&h, g, "first_bucket_mb", c->first_bucket_mb);
-        fb_h5_attr_int(&h, g, "buckets", r->nbuckets);
-        fb_h5_attr_string(&h, g, "optimizer", c->optim.kind == FB_OPTIM_ADAMW ? "adamw" : "sgd");
-        fb_h5_attr_double(&h, g, "lr", c->optim.lr);
-        fb_h5_attr_double(&h, g, "lr_min", c->lr_min);
-        fb_h5_attr_double(&h, g, "weight_decay", c->optim.weight_decay);
-        fb_h5_attr_double(&h, g, "clip", c->clip);
-        fb_h5_attr_double(&h, g, "dropout", c->model.dropout);
-        fb_h5_attr_int(&h, g, "seed", (int64_t)c->model.seed);
-        fb_h5_attr_int(&h, g, "parameters", (int64_t)r->n_params);
-        fb_h5_attr_string(&h, g, "param_checksum", r->param_checksum);
-        H5Gclose(g);
+    return st;
+}
+
+// The per-step table, medians, counters, verdicts and FOM line (rank 0). Returns samples/s.
+static double report(const train_config *c, const train_result *r, const fb_mpi_run *run, int threads, double *med) {
+    const char *const *names = r->term_names;
+    const int skip = r->steps > 10 ? r->steps / 10 : 0;   // warm-up steps left out of the medians
+    for (int k = 0; k < TT_COUNT; k++) med[k] = median_of(r, k, skip);
+    const double sps = med[TT_STEP] > 0 ? c->batch / med[TT_STEP] : 0;
+    const double exposed_pct = med[TT_STEP] > 0 ? 100 * med[TT_COMM_EXPOSED] / med[TT_STEP] : 0;
+    printf("# model     %zu parameters; %d gradient bucket%s\n", r->n_params, r->nbuckets, r->nbuckets == 1 ? "" : "s");
+    printf("\n%-6s %-12s", "step", "loss");
+    for (int k = 0; k < r->n_terms; k++) printf(" %-11s", names[k]);
+    printf(" %8s %8s %8s %8s %8s %8s %8s %8s %10s\n", "data", "fwd", "loss", "bwd", "comm", "exposed", "optim",
+           "step ms", "samples/s");
+    const int every = r->steps > 20 ? r->steps / 20 : 1;
+    for (int i = 0; i < r->steps; i++) {
+        if (i % every && i != r->steps - 1) continue;
+        const double *t = r->times + (size_t)i * TT_COUNT;
+        printf("%-6d %-12.6g", r->first_step + i, r->loss[i]);
+        for (int k = 0; k < r->n_terms; k++) printf(" %-11.5g", r->terms[(size_t)i * r->n_terms + k]);
+        printf(" %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %10.1f\n", t[TT_DATA] * 1e3, t[TT_FORWARD] * 1e3,
+               t[TT_LOSS] * 1e3, t[TT_BACKWARD] * 1e3, t[TT_COMM] * 1e3, t[TT_COMM_EXPOSED] * 1e3,
+               t[TT_OPTIMIZER] * 1e3, t[TT_STEP] * 1e3, t[TT_STEP] > 0 ? c->batch / t[TT_STEP] : 0);
     }
-    // /steps: one row per step.
-    const int n = r->steps, nt = r->n_terms;
-    int64_t *step = malloc((size_t)(n ? n : 1) * sizeof *step);
-    double *cols[MODEL_MAX_TERMS + TT_COUNT + 1] = { 0 };
-    int ok = step != NULL;
-    for (int k = 0; k < nt + TT_COUNT + 1; k++) ok &= (cols[k] = malloc((size_t)(n ? n : 1) * sizeof(double))) != NULL;
-    fb_status st = FB_OK;
-    if (ok) {
-        fb_h5_column hc[2 + MODEL_MAX_TERMS + 2 + TT_COUNT + 1];
-        const void *data[2 + MODEL_MAX_TERMS + 2 + TT_COUNT + 1];
-        char names[TT_COUNT][32];
-        int nc = 0;
-        for (int i = 0; i < n; i++) step[i] = r->first_step + i;
-        hc[nc] = (fb_h5_column){ "step", FB_COL_I64, "1", "0-based optimizer step" }; data[nc++] = step;
-        hc[nc] = (fb_h5_column){ "loss", FB_COL_F64, "1", "objective: the sum of the terms" }; data[nc++] = r->loss;
-        for (int k = 0; k < nt; k++) {
-            for (int i = 0; i < n; i++) cols[k][i] = r->terms[(size_t)i * nt + k];
-            hc[nc] = (fb_h5_column){ term_names[k], FB_COL_F64, "1", "loss term" }; data[nc++] = cols[k];
+    printf("\n# medians over steps %d..%d (ms, slowest rank): data %.3f forward %.3f loss %.3f backward %.3f "
+           "comm %.3f (exposed %.3f = %.1f%% of the step) optimizer %.3f step %.3f\n",
+           r->first_step + skip, r->first_step + r->steps - 1, med[TT_DATA] * 1e3, med[TT_FORWARD] * 1e3,
+           med[TT_LOSS] * 1e3, med[TT_BACKWARD] * 1e3, med[TT_COMM] * 1e3, med[TT_COMM_EXPOSED] * 1e3, exposed_pct,
+           med[TT_OPTIMIZER] * 1e3, med[TT_STEP] * 1e3);
+    if (r->counted) {
+        printf("# counters  PAPI %s: %s\n", r->papi_version, r->statement);
+        // Unavailable events, those with the same reason on one line.
+        for (int e = 0; e < r->n_events; e++) {
+            if (r->event_available[e]) continue;
+            int first = 1;
+            for (int k = 0; k < e; k++) first &= r->event_available[k] || strcmp(r->event_reasons[k], r->event_reasons[e]);
+            if (!first) continue;
+            printf("#           unavailable:");
+            for (int k = e; k < r->n_events; k++)
+                if (!r->event_available[k] && !strcmp(r->event_reasons[k], r->event_reasons[e])) printf(" %s", r->event_names[k]);
+            printf(" (%s)\n", r->event_reasons[e]);
         }
-        hc[nc] = (fb_h5_column){ "lr", FB_COL_F64, "1", "learning rate used" }; data[nc++] = r->lr;
-        hc[nc] = (fb_h5_column){ "grad_norm", FB_COL_F64, "1", "global gradient norm before clipping" };
-        data[nc++] = r->grad_norm;
-        for (int k = 0; k < TT_COUNT; k++) {
-            for (int i = 0; i < n; i++) cols[nt + k][i] = r->times[(size_t)i * TT_COUNT + k] * 1e3;
-            snprintf(names[k], sizeof names[k], "%s_ms", train_time_names[k]);
-            hc[nc] = (fb_h5_column){ names[k], FB_COL_F64, "ms", "slowest rank's time in this phase" };
-            data[nc++] = cols[nt + k];
-        }
-        double *sps = cols[nt + TT_COUNT];
-        for (int i = 0; i < n; i++) {
-            const double t = r->times[(size_t)i * TT_COUNT + TT_STEP];
-            sps[i] = t > 0 ? c->batch / t : 0;
-        }
-        hc[nc] = (fb_h5_column){ "samples_per_s", FB_COL_F64, "1/s", "global batch / step time" }; data[nc++] = sps;
-        st = fb_h5_write_table(&h, root, "steps", hc, nc, (size_t)n, data);
-    } else {
-        h.failed = 1;
-        st = fb_fail(FB_ERR_ALLOC, "step table of %d rows", n);
     }
-    free(step);
-    for (int k = 0; k < nt + TT_COUNT + 1; k++) free(cols[k]);
-    // /summary: medians (first steps skipped as warm-up) and communication totals.
-    g = fb_h5_group(&h, root, "summary");
-    if (g >= 0) {
-        for (int k = 0; k < TT_COUNT; k++) {
-            char name[48];
-            snprintf(name, sizeof name, "median_%s_ms", train_time_names[k]);
-            fb_h5_attr_double(&h, g, name, medians[k] * 1e3);
-        }
-        fb_h5_attr_double(&h, g, "samples_per_s", samples_per_s);
-        fb_h5_attr_double(&h, g, "comm_exposed_pct", medians[TT_STEP] > 0 ? 100 * medians[TT_COMM_EXPOSED] / medians[TT_STEP] : 0);
-        for (int k = 0; k < 5; k++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s_bytes", par_kind_names[k]);
-            fb_h5_attr_int(&h, g, name, r->comm_bytes[k]);
-            snprintf(name, sizeof name, "%s_calls", par_kind_names[k]);
-            fb_h5_attr_int(&h, g, name, r->comm_calls[k]);
-        }
-        H5Gclose(g);
+    printf("# sde       FLOPs forward %.4g backward %.4g loss %.4g optimizer %.4g; allreduce %lld B in %lld calls; "
+           "exposed comm %.3f ms; gate-saturated values %lld; NaN/Inf %lld\n",
+           (double)r->sde[FB_SDE_FLOPS_FORWARD], (double)r->sde[FB_SDE_FLOPS_BACKWARD], (double)r->sde[FB_SDE_FLOPS_LOSS],
+           (double)r->sde[FB_SDE_FLOPS_OPTIMIZER], (long long)r->sde[FB_SDE_ALLREDUCE_BYTES],
+           (long long)r->sde[FB_SDE_ALLREDUCE_CALLS], r->sde[FB_SDE_EXPOSED_COMM_NS] * 1e-6,
+           (long long)r->sde[FB_SDE_GATE_SATURATED], (long long)r->sde[FB_SDE_NONFINITE]);
+    int fired = 0;
+    for (int i = 0; i < r->n_verdicts; i++) fired += r->verdicts[i].fired;
+    if (r->n_verdicts) printf("# verdicts  %d checked, %d fired\n", r->n_verdicts, fired);
+    for (int i = 0; i < r->n_verdicts; i++) {
+        const trace_verdict *v = &r->verdicts[i];
+        if (v->fired) printf("#   FIRED   %-22s %-24s %s\n", v->name, v->subject, v->detail);
     }
-    return st == FB_OK ? fb_h5_close(&h) : (fb_h5_discard(&h), st);
+    printf("FOM train scenario=%s method=%s parallel=%s pairs=%s ranks=%d threads=%d batch=%d step_ms=%.4f "
+           "samples_per_s=%.1f comm_exposed_pct=%.2f final_loss=%.9g params=%s verdicts_fired=%d\n",
+           c->scenario->name, c->model.method, train_strategy_names[c->strategy],
+           c->strategy == TRAIN_DDP ? train_pairs_names[c->pairs] : "all", run->size, threads, c->batch,
+           med[TT_STEP] * 1e3, sps, exposed_pct, r->loss[r->steps - 1], r->param_checksum, fired);
+    return sps;
+}
+
+// --overhead: the same run with every instrument off and on, alternating (off, on) x 3 so that a
+// drift of the machine hits both alike; the figure is the ratio of the medians of all their steps.
+static int measure_overhead(const train_config *base, const fb_mpi_run *run) {
+    enum { ROUNDS = 3 };
+    double *steps[2] = { NULL, NULL };
+    int n[2] = { 0, 0 };
+    for (int round = 0; round < ROUNDS; round++)
+        for (int on = 0; on < 2; on++) {
+            train_config c = *base;
+            c.progress = 0;
+            c.sink = NULL;
+            if (!on) c.monitor = (monitor_config){ 0 };
+            train_result r;
+            if (train_run(&c, MPI_COMM_WORLD, &r) != FB_OK) {
+                if (run->rank == 0) fprintf(stderr, PROG ": %s\n", fb_last_error());
+                free(steps[0]); free(steps[1]);
+                return FB_EXIT_FAIL;
+            }
+            if (run->rank != 0) continue;
+            const int skip = r.steps > 10 ? r.steps / 10 : 0;
+            double *grown = realloc(steps[on], (size_t)(n[on] + r.steps) * sizeof(double));
+            if (grown) {
+                steps[on] = grown;
+                for (int i = skip; i < r.steps; i++) steps[on][n[on]++] = r.times[(size_t)i * TT_COUNT + TT_STEP];
+            }
+            train_result_free(&r);
+        }
+    if (run->rank == 0) {
+        const fb_stats off = fb_stats_of(steps[0], n[0]), on = fb_stats_of(steps[1], n[1]);
+        const double pct = off.median > 0 ? 100.0 * (on.median - off.median) / off.median : NAN;
+        printf("# overhead  %d rounds of %d steps each way; median step, slowest rank: uninstrumented %.4f ms, "
+               "instrumented %.4f ms (counters %s, trace every %d, eval check every %d)\n",
+               ROUNDS, base->steps, off.median * 1e3, on.median * 1e3, base->monitor.counters ? "on" : "off",
+               base->monitor.trace_every, base->monitor.eval_check_every);
+        printf("FOM train-overhead scenario=%s method=%s ranks=%d batch=%d step_ms_off=%.4f step_ms_on=%.4f "
+               "overhead_pct=%.2f target=3\n", base->scenario->name, base->model.method, run->size, base->batch,
+               off.median * 1e3, on.median * 1e3, pct);
+    }
+    free(steps[0]); free(steps[1]);
+    return FB_EXIT_OK;
 }
 
 static int train_main(int argc, char **argv, fb_mpi_run *run) {
     topts o = { .parallel = "ddp", .pairs = "local", .optimizer = "adamw", .steps = 100, .threads = 1, .warmup = -1,
                 .bucket_mb = 25.0, .first_bucket_mb = 1.0, .lr = -1, .lr_min = 0, .weight_decay = -1, .momentum = -1,
-                .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1 };
+                .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1,
+                .trace_every = 10, .eval_check_every = 100, .flush_every = 50, .kill_at_step = -1 };
     const fb_option opts[] = {
         { "scenario", FB_OPT_STRING, &o.scenario, "NAME", "timeseries, multimodal or microbiome (required)", 1, 0, 0 },
         { "method", FB_OPT_STRING, &o.method, "NAME", "fusion method (`fusebench list`) [default: the scenario's]", 1, 0, 0 },
@@ -299,6 +333,19 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
         { "no-h5", FB_OPT_FLAG, &o.no_h5, NULL, "do not write an HDF5 result file", 1, 0, 0 },
         { "no-progress", FB_OPT_FLAG, &o.no_progress, NULL, "no progress bar or lines", 1, 0, 0 },
         { "progress-seconds", FB_OPT_DOUBLE, &o.progress_seconds, "S", "seconds between progress lines (not on a terminal)", 0, 1e6, 0 },
+        { "trace-every", FB_OPT_INT, &o.trace_every, "N", "steps between traces (norms, gradients, fusion diagnostics); 0 = none", 0, 1e9, 0 },
+        { "eval-check-every", FB_OPT_INT, &o.eval_check_every, "N", "steps between non-determinism checks (two evaluation\n"
+          "passes on the step's batch); 0 = none", 0, 1e9, 0 },
+        { "papi-events", FB_OPT_STRING, &o.papi_events, "LIST", "PAPI events, comma-separated, presets or native names\n"
+          "[default: " PROF_DEFAULT_EVENTS ",\n PAPI_SP_OPS or PAPI_FP_OPS]; none = PAPI timers only", 1, 0, 0 },
+        { "no-counters", FB_OPT_FLAG, &o.no_counters, NULL, "no PAPI counters (traces and SDE counters stay)", 1, 0, 0 },
+        { "no-trace", FB_OPT_FLAG, &o.no_trace, NULL, "no counters, traces or checks: the uninstrumented baseline", 1, 0, 0 },
+        { "flush-every", FB_OPT_INT, &o.flush_every, "N", "steps between flushes of the result file (a killed run\n"
+          "keeps every flushed step)", 1, 1e9, 0 },
+        { "overhead", FB_OPT_FLAG, &o.overhead, NULL, "measure the instruments' cost: alternate uninstrumented and\n"
+          "fully instrumented runs of --steps, 3 rounds, and print both medians", 1, 0, 0 },
+        { "kill-at-step", FB_OPT_INT, &o.kill_at_step, "N", "testing: rank 0 sends itself SIGKILL after step N\n"
+          "(the result file must keep every flushed step); -1 = never", -1, 1e9, 0 },
         { "poison-step", FB_OPT_INT, &o.poison_step, "N", "testing: put a NaN into the last sample's output at step N\n"
           "(exercises the failure path of every rank); -1 = never", -1, 1e9, 0 },
     };
@@ -326,48 +373,44 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
         fflush(stdout);
     }
 
+    if (o.overhead) return measure_overhead(&c, run);
+
     train_result r;
+    train_out out;
+    train_sink sink;
+    kill_sink killer = { .inner = &sink, .at = o.kill_at_step };
+    train_sink kill_wrap = { .ctx = &killer, .begin = kill_begin, .step = kill_step };
+    int file_ok = 1;
+    if (run->rank == 0 && path[0]) {
+        if (train_out_open(&out, path, run, &c, fb_cli_command_line(), o.flush_every, &sink) != FB_OK) {
+            fprintf(stderr, PROG ": cannot write %s: %s\n", path, fb_last_error());
+            file_ok = 0;
+        }
+    } else {
+        memset(&out, 0, sizeof out);
+        sink = (train_sink){ 0 };
+    }
+    if (!fb_mpi_all_ok(file_ok)) return FB_EXIT_FAIL;
+    // The same on every rank (the harness agrees on the sink's status every step); only rank 0's
+    // sink writes.
+    if (!o.no_h5 || o.kill_at_step >= 0) c.sink = &kill_wrap;
     fb_status st = train_run(&c, MPI_COMM_WORLD, &r);
     if (st != FB_OK) {
-        if (run->rank == 0) fprintf(stderr, PROG ": %s\n", fb_last_error());
+        if (run->rank == 0) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", fb_last_error());
+            fprintf(stderr, PROG ": %s\n", why);
+            if (path[0] && train_out_finish(&out, 0, why, NULL, NULL, 0) == FB_OK)
+                fprintf(stderr, PROG ": %s keeps the steps before the failure (complete = 0)\n", path);
+        }
         return FB_EXIT_FAIL;
     }
     int rc = FB_EXIT_OK;
     if (run->rank == 0) {
-        const char *const *names = r.term_names;
-        const int skip = r.steps > 10 ? r.steps / 10 : 0;   // warm-up steps left out of the medians
         double med[TT_COUNT];
-        for (int k = 0; k < TT_COUNT; k++) med[k] = median_of(&r, k, skip);
-        const double sps = med[TT_STEP] > 0 ? c.batch / med[TT_STEP] : 0;
-        const double exposed_pct = med[TT_STEP] > 0 ? 100 * med[TT_COMM_EXPOSED] / med[TT_STEP] : 0;
-        printf("# model     %zu parameters; %d gradient bucket%s\n", r.n_params, r.nbuckets, r.nbuckets == 1 ? "" : "s");
-        printf("\n%-6s %-12s", "step", "loss");
-        for (int k = 0; k < r.n_terms; k++) printf(" %-11s", names[k]);
-        printf(" %8s %8s %8s %8s %8s %8s %8s %8s %10s\n", "data", "fwd", "loss", "bwd", "comm", "exposed", "optim",
-               "step ms", "samples/s");
-        const int every = r.steps > 20 ? r.steps / 20 : 1;
-        for (int i = 0; i < r.steps; i++) {
-            if (i % every && i != r.steps - 1) continue;
-            const double *t = r.times + (size_t)i * TT_COUNT;
-            printf("%-6d %-12.6g", r.first_step + i, r.loss[i]);
-            for (int k = 0; k < r.n_terms; k++) printf(" %-11.5g", r.terms[(size_t)i * r.n_terms + k]);
-            printf(" %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %10.1f\n", t[TT_DATA] * 1e3, t[TT_FORWARD] * 1e3,
-                   t[TT_LOSS] * 1e3, t[TT_BACKWARD] * 1e3, t[TT_COMM] * 1e3, t[TT_COMM_EXPOSED] * 1e3,
-                   t[TT_OPTIMIZER] * 1e3, t[TT_STEP] * 1e3, t[TT_STEP] > 0 ? c.batch / t[TT_STEP] : 0);
-        }
-        printf("\n# medians over steps %d..%d (ms, slowest rank): data %.3f forward %.3f loss %.3f backward %.3f "
-               "comm %.3f (exposed %.3f = %.1f%% of the step) optimizer %.3f step %.3f\n",
-               r.first_step + skip, r.first_step + r.steps - 1, med[TT_DATA] * 1e3, med[TT_FORWARD] * 1e3,
-               med[TT_LOSS] * 1e3, med[TT_BACKWARD] * 1e3, med[TT_COMM] * 1e3, med[TT_COMM_EXPOSED] * 1e3, exposed_pct,
-               med[TT_OPTIMIZER] * 1e3, med[TT_STEP] * 1e3);
-        printf("FOM train scenario=%s method=%s parallel=%s pairs=%s ranks=%d threads=%d batch=%d step_ms=%.4f "
-               "samples_per_s=%.1f comm_exposed_pct=%.2f final_loss=%.9g params=%s\n",
-               c.scenario->name, c.model.method, train_strategy_names[c.strategy],
-               c.strategy == TRAIN_DDP ? train_pairs_names[c.pairs] : "all", run->size,
-               o.threads, c.batch, med[TT_STEP] * 1e3, sps, exposed_pct, r.loss[r.steps - 1], r.param_checksum);
-        if (!o.no_h5) {
-            st = write_h5(path, run, &c, &r, names, med, sps);
-            if (st != FB_OK) {
+        const double sps = report(&c, &r, run, o.threads, med);
+        if (path[0]) {
+            if (train_out_finish(&out, 1, NULL, &r, med, sps) != FB_OK) {
                 fprintf(stderr, PROG ": writing %s failed: %s\n", path, fb_last_error());
                 rc = FB_EXIT_FAIL;
             } else {

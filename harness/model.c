@@ -45,4 +45,24 @@ fb_status model_create(model *m, const scenario *s, const model_config *c, fb_la
 void model_destroy(model *m) {
     if (m->s && m->s->destroy) m->s->destroy(m);
     m->self = NULL;
+    m->n_points = 0;   // they lived in self
+}
+
+fb_status model_add_fusion_point(model *m, fusion *f, const char *name) {
+    FB_REQUIRE(m->n_points < MODEL_MAX_FUSION_POINTS, FB_ERR_INTERNAL,
+               "%s: more than %d fusion points (raise MODEL_MAX_FUSION_POINTS)", m->s ? m->s->name : "model",
+               MODEL_MAX_FUSION_POINTS);
+    m->points[m->n_points] = f;
+    m->point_names[m->n_points] = name;
+    m->n_points++;
+    return FB_OK;
+}
+
+int model_fusion_points(const model *m, fusion **points, const char **names, int max) {
+    const int n = m->n_points < max ? m->n_points : max;
+    for (int i = 0; i < n; i++) {
+        if (points) points[i] = m->points[i];
+        if (names) names[i] = m->point_names[i];
+    }
+    return n < 0 ? 0 : n;
 }

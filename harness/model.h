@@ -24,6 +24,7 @@
 #include "../kernels/fusion/fusion.h"
 
 #define MODEL_MAX_TERMS 4
+#define MODEL_MAX_FUSION_POINTS 4
 
 typedef struct {
     int B;              // samples in this batch (rows of x and y)
@@ -83,6 +84,11 @@ struct model {
     int term_pairwise[MODEL_MAX_TERMS];        // 1: a mean over pairs of rows (the strategies scale
                                                // it for the block-diagonal pair scope)
     void *self;                                // the scenario's private struct
+    // The model's fusion points in forward order, registered by the scenario's create
+    // (model_add_fusion_point), so the harness reaches each one without knowing the scenario.
+    int n_points;
+    fusion *points[MODEL_MAX_FUSION_POINTS];
+    const char *point_names[MODEL_MAX_FUSION_POINTS];
     // Set by the harness before backward (NULL: none). A scenario's backward calls
     // model_grads_ready(m, k) whenever the gradients of every parameter tensor with index >= k (in
     // the parameter layout's declaration order) are final, so gradient buckets can be reduced while
@@ -101,3 +107,10 @@ const scenario *scenario_find(const char *name);
 // Creates the model; a method that does not fit is refused with the list of those that do.
 fb_status model_create(model *m, const scenario *s, const model_config *c, fb_layout *P, fb_layout *A);
 void model_destroy(model *m);
+// For scenarios' create: registers fusion point f (created, owned by the scenario) under `name`
+// (a string that outlives the model). FB_ERR_INTERNAL past MODEL_MAX_FUSION_POINTS.
+fb_status model_add_fusion_point(model *m, fusion *f, const char *name);
+// Fills points[0..n) and names[0..n) (either may be NULL) with the model's fusion points in forward
+// order — timeseries "calendar_fusion", "fusion"; multimodal "fusion"; microbiome "fusion" — and
+// returns n, the number filled (at most max; MODEL_MAX_FUSION_POINTS is always enough).
+int model_fusion_points(const model *m, fusion **points, const char **names, int max);

@@ -96,6 +96,13 @@
 // two y records' ids alone; checked on SOURCE-SYSTEMS.md's worked example in the test). The datasets
 // issue replaces it with Striped UniFrac matrices.
 //
+// Fusion point and module tags: the one fusion point is registered with the model as "fusion"
+// (model_fusion_points). Module tags (kernels/layout.h, for output norms): fusion_out.z (the
+// method), head.pred (the head Linear, rows of width 1), each encoder's final norm (*.y), each
+// pooling's norm (*_pooling.out), and inside the layers what encoder_layer_declare_acts tags (the
+// layers are pre-norm, so a layer's own output is a residual sum, untagged). h0 (FiLM of the ASV
+// embedding) and the categorical tokens are no Linear, LayerNorm or attention output.
+//
 // Randomness (kernels/rng.h) and row decomposition: every random draw is a function of (seed,
 // step, site, global row = first + i): each key handed to a kernel carries row0 = first (the
 // transformer layers run on the whole local batch, the categorical dropout takes a sample's (K, E)
@@ -269,11 +276,14 @@ static fb_status encoder_declare(mb_encoder *en, fb_layout *P, fb_layout *A, con
         if (encoder_layer_declare_acts(A, pre, &L->cfg, B, S, &L->a, &L->da) < 0 ||
             fb_layout_add(A, pre, "out", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0, &L->out, &L->dout) < 0)
             return FB_ERR_SHAPE;
+        fb_layout_tag_module(A, A->count - 1, encoder_layer_output_module(&L->cfg), 0);
     }
     snprintf(pre, sizeof pre, "%s.norm", name);
     if (layernorm_declare(P, pre, D, &en->norm, &en->dnorm) < 0) return FB_ERR_SHAPE;
-    if (fb_layout_add(A, name, "y", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0, &en->y, &en->dy) < 0 ||
-        fb_layout_add(A, name, "mean", 1, (int[]){B * S}, FB_INIT_ZERO, 0, &en->mean, NULL) < 0 ||
+    if (fb_layout_add(A, name, "y", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0, &en->y, &en->dy) < 0)
+        return FB_ERR_SHAPE;
+    fb_layout_tag_module(A, A->count - 1, FB_MODULE_LAYERNORM, 0);   // the final norm's output
+    if (fb_layout_add(A, name, "mean", 1, (int[]){B * S}, FB_INIT_ZERO, 0, &en->mean, NULL) < 0 ||
         fb_layout_add(A, name, "rstd", 1, (int[]){B * S}, FB_INIT_ZERO, 0, &en->rstd, NULL) < 0)
         return FB_ERR_SHAPE;
     return FB_OK;
@@ -333,6 +343,7 @@ static fb_status pool_declare(mb_pool *pb, fb_layout *P, fb_layout *A, const cha
         fb_layout_add(A, name, "rstd", 1, (int[]){B}, FB_INIT_ZERO, 0, &pb->rstd, NULL) < 0 ||
         fb_layout_add(A, name, "out", 2, (int[]){B, D}, FB_INIT_ZERO, 0, &pb->out, &pb->dout) < 0)
         return FB_ERR_SHAPE;
+    fb_layout_tag_module(A, A->count - 1, FB_MODULE_LAYERNORM, 0);   // out is the pooling norm's
     return FB_OK;
 }
 
@@ -607,6 +618,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
         return fb_fail(st, "microbiome: fusion method %s: %s", fm->name, err);
     }
     s->fus_created = 1;
+    FB_TRY(model_add_fusion_point(m, &s->fus, "fusion"));
     s->mode = !seq ? MB_VEC : s->fus.out_positions == 1 ? MB_POOL : MB_SEQ;
     if (s->mode == MB_SEQ) {
         FB_TRY(encoder_declare(&s->tenc, P, A, "target_encoder", MB_TARGET_LAYERS, TAG_TARGET_ENC, s, c->F, c->H));
@@ -615,10 +627,12 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     const int zrows = s->mode == MB_SEQ ? S : 1;
     if (fb_layout_add(A, "fusion_out", "z", 3, (int[]){B, zrows, D}, FB_INIT_ZERO, 0, &s->z, &s->dz) < 0)
         return FB_ERR_SHAPE;
+    fb_layout_tag_module(A, A->count - 1, FB_MODULE_FUSION, 0);
     s->first_head = P->count;
     if (linear_declare(P, "head", D, 1, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
     if (fb_layout_add(A, "head", "pred", 2, (int[]){B, 1}, FB_INIT_ZERO, 0, &s->pred, &s->dpred) < 0)
         return FB_ERR_SHAPE;
+    fb_layout_tag_module(A, A->count - 1, FB_MODULE_LINEAR, 0);   // the head's output, rows of width 1
     return FB_OK;
 }
 

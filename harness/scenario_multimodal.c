@@ -236,15 +236,21 @@ static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
     s->first_head = P->count;
     if (linear_declare(P, "head", D, c->classes, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
 
-    const struct { const char *name; int cols; float **x, **dx; } acts[] = {
-        {"xa", c->feat_a, &s->xa, NULL}, {"xb", c->feat_b, &s->xb, NULL},
-        {"pa", D, &s->pa, &s->dpa}, {"pb", D, &s->pb, &s->dpb},
-        {"fused", D, &s->fused, &s->dfused}, {"h", D, &s->h, &s->dh},
+    FB_TRY(model_add_fusion_point(m, &s->f, "fusion"));
+
+    // Module tags (kernels/layout.h): the projections' outputs and the fusion's; h is dropout's, and
+    // the head's output is the caller's `out`.
+    const struct { const char *name; int cols; float **x, **dx; fb_module_kind module; } acts[] = {
+        {"xa", c->feat_a, &s->xa, NULL, FB_MODULE_NONE}, {"xb", c->feat_b, &s->xb, NULL, FB_MODULE_NONE},
+        {"pa", D, &s->pa, &s->dpa, FB_MODULE_LINEAR}, {"pb", D, &s->pb, &s->dpb, FB_MODULE_LINEAR},
+        {"fused", D, &s->fused, &s->dfused, FB_MODULE_FUSION}, {"h", D, &s->h, &s->dh, FB_MODULE_NONE},
     };
-    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
-        if (fb_layout_add(A, "multimodal", acts[i].name, 2, (int[]){B, acts[i].cols}, FB_INIT_ZERO, 0, acts[i].x,
-                          acts[i].dx) < 0)
-            return FB_ERR_SHAPE;
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+        const int t = fb_layout_add(A, "multimodal", acts[i].name, 2, (int[]){B, acts[i].cols}, FB_INIT_ZERO, 0,
+                                    acts[i].x, acts[i].dx);
+        if (t < 0) return FB_ERR_SHAPE;
+        fb_layout_tag_module(A, t, acts[i].module, 0);
+    }
     return FB_OK;
 }
 

@@ -67,8 +67,15 @@
 //   - A batch smaller than c->B runs the fusion points with their config's B lowered to the batch's
 //     rows (their buffers are sized for c->B).
 //
-// Fusion points: ts_self begins with {n_points, points[], point_names[]} (point 0 "calendar_fusion",
-// point 1 "fusion"), for the diagnostics of the later issues.
+// Fusion points, registered with the model (model_fusion_points): point 0 "calendar_fusion", point 1
+// "fusion".
+//
+// Module tags (kernels/layout.h, for output norms): calendar_proj (Linear), calendar_norm
+// (LayerNorm), h0 (the calendar fusion), h1..hL (post-norm layers: norm2's output), celestial_x
+// (attention), celestial_fused (LN_c), fused (the method), and inside the layers what
+// encoder_layer_declare_acts tags. Not tagged, because the Linear's output is changed in place
+// afterwards: embedding (+ PE, dropout) and celestial (+ node embeddings). The head's output is the
+// caller's `out`, not an activation tensor.
 //
 // The synthetic generator (until the datasets issue): one deterministic daily series v(t), t = days
 // since 2000-01-01 (Gregorian calendar), sample `index` is the window starting at day
@@ -134,11 +141,7 @@ typedef struct {
 } ts_gen;
 
 typedef struct {
-    // Fusion points (kept first for a generic accessor).
-    int n_points;
-    fusion *points[TS_POINTS];
-    const char *point_names[TS_POINTS];
-    fusion cal_fusion, method;
+    fusion cal_fusion, method;        // fusion points 0 and 1 (registered with the model)
 
     ts_gen gen;
     int S, P, Fe, D, H, L, F, Dc, Dm, Dq, Cin, sequence;
@@ -332,6 +335,8 @@ static void ts_destroy(model *m) {
 
 #define TS_ADD(L, name, ndim, dims, init, arg, p0, p1) \
     do { if (fb_layout_add((L), "timeseries", (name), (ndim), (dims), (init), (arg), (p0), (p1)) < 0) return FB_ERR_SHAPE; } while (0)
+// Tags the tensor TS_ADD declared last as a module's output (module tags, see the top of the file).
+#define TS_TAG_LAST(L, module) fb_layout_tag_module((L), (L)->count - 1, (module), 0)
 
 static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     model_config *c = &m->c;
@@ -436,11 +441,9 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     s->first_head = P->count;
     if (linear_declare(P, "head", S * D, s->P, 1, &s->head, &s->dhead) < 0) return FB_ERR_SHAPE;
 
-    s->n_points = TS_POINTS;
-    s->points[TS_POINT_CALENDAR] = &s->cal_fusion;
-    s->points[TS_POINT_METHOD] = &s->method;
-    s->point_names[TS_POINT_CALENDAR] = "calendar_fusion";
-    s->point_names[TS_POINT_METHOD] = "fusion";
+    // In TS_POINT_* order.
+    FB_TRY(model_add_fusion_point(m, &s->cal_fusion, "calendar_fusion"));
+    FB_TRY(model_add_fusion_point(m, &s->method, "fusion"));
 
     // Activations for c->B samples.
     const int nd[] = {N, D}, nc[] = {N, s->Dc}, n1[] = {N};
@@ -448,13 +451,16 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     TS_ADD(A, "embedding", 2, nd, FB_INIT_ZERO, 0, &s->e, &s->de);
     TS_ADD(A, "calendar_in", 2, ((int[]){N, s->Cin}), FB_INIT_ZERO, 0, &s->ci, &s->dci);
     TS_ADD(A, "calendar_proj", 2, nc, FB_INIT_ZERO, 0, &s->cz, &s->dcz);
+    TS_TAG_LAST(A, FB_MODULE_LINEAR);
     TS_ADD(A, "calendar_norm", 2, nc, FB_INIT_ZERO, 0, &s->cn, &s->dcn);
+    TS_TAG_LAST(A, FB_MODULE_LAYERNORM);
     TS_ADD(A, "calendar_mean", 1, n1, FB_INIT_ZERO, 0, &s->cmean, NULL);
     TS_ADD(A, "calendar_rstd", 1, n1, FB_INIT_ZERO, 0, &s->crstd, NULL);
     TS_ADD(A, "calendar", 2, nc, FB_INIT_ZERO, 0, &s->cal, &s->dcal);
     for (int l = 0; l <= s->L; l++) {
         snprintf(name, sizeof name, "h%d", l);
         TS_ADD(A, name, 2, nd, FB_INIT_ZERO, 0, &s->h[l], &s->dh[l]);
+        TS_TAG_LAST(A, l == 0 ? FB_MODULE_FUSION : encoder_layer_output_module(&s->lc[l - 1]));
     }
     for (int l = 0; l < s->L; l++) {
         snprintf(name, sizeof name, "timeseries.layer%d", l);
@@ -466,11 +472,14 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
         if (mha_declare_acts(A, "timeseries.celestial_attn", &s->mc, B, S, TS_BODIES, &s->ma, &s->dma) < 0)
             return FB_ERR_SHAPE;
         TS_ADD(A, "celestial_x", 2, nd, FB_INIT_ZERO, 0, &s->cx, &s->dcx);
+        TS_TAG_LAST(A, FB_MODULE_ATTENTION);
         TS_ADD(A, "celestial_fused", 2, nd, FB_INIT_ZERO, 0, &s->cf, &s->dcf);
+        TS_TAG_LAST(A, FB_MODULE_LAYERNORM);
         TS_ADD(A, "celestial_mean", 1, n1, FB_INIT_ZERO, 0, &s->fmean, NULL);
         TS_ADD(A, "celestial_rstd", 1, n1, FB_INIT_ZERO, 0, &s->frstd, NULL);
     }
     TS_ADD(A, "fused", 2, nd, FB_INIT_ZERO, 0, &s->z, &s->dz);
+    TS_TAG_LAST(A, FB_MODULE_FUSION);
     return FB_OK;
 }
 
@@ -484,14 +493,14 @@ static fb_rng_key ts_key(const model *m, const model_batch *b, uint32_t site) {
 
 // Points the fusion instances at this batch: rows, their first global row (in samples for a
 // sequence method, in position rows for one over the B·S rows), training flag, step.
-static void ts_bind_points(ts_self *s, const model_batch *b) {
+static void ts_bind_points(const model *m, ts_self *s, const model_batch *b) {
     s->cal_fusion.c.B = b->B * s->S;
     s->cal_fusion.c.rng.row0 = b->first * s->S;
     s->method.c.B = s->sequence ? b->B : b->B * s->S;
     s->method.c.rng.row0 = s->sequence ? b->first : b->first * s->S;
-    for (int i = 0; i < s->n_points; i++) {
-        s->points[i]->c.training = b->training;
-        s->points[i]->c.rng.step = b->step;
+    for (int i = 0; i < m->n_points; i++) {
+        m->points[i]->c.training = b->training;
+        m->points[i]->c.rng.step = b->step;
     }
 }
 
@@ -508,7 +517,7 @@ static fb_status ts_forward(model *m, const model_batch *b, float *out) {
     const int N = Bn * S, stride = m->in_stride;
     const float p = m->c.dropout;
     const float *x = b->x;
-    ts_bind_points(s, b);
+    ts_bind_points(m, s, b);
 
     // Calendar ids are checked before any work (a bad record names its row).
     for (int r = 0; r < N; r++) {
@@ -590,7 +599,7 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
     const int N = Bn * S, L = s->L, stride = m->in_stride;
     const float p = m->c.dropout;
     const size_t nd = (size_t)N * D, nc = (size_t)N * Dc;
-    ts_bind_points(s, b);
+    ts_bind_points(m, s, b);
     const fb_rng_key kemb = ts_key(m, b, TS_SITE_EMBED), kcal = ts_key(m, b, TS_SITE_CALENDAR);
     const fb_rng_key kcel = ts_key(m, b, TS_SITE_CELESTIAL), klay = ts_key(m, b, 0);
 

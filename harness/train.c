@@ -3,6 +3,7 @@
 // then stops every rank with the failing rank's message, so an error never leaves a rank waiting.
 #include "train.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ train_config train_defaults(void) {
     c.progress = 1;
     c.progress_seconds = 10.0;
     c.poison_step = -1;
+    c.monitor = (monitor_config){ .counters = 1, .papi_events = NULL, .trace_every = 10, .eval_check_every = 100 };
     return c;
 }
 
@@ -47,6 +49,8 @@ typedef struct {
     float *x, *y, *out, *dout;        // this rank's n rows
     float *x_all, *y_all, *out_all, *dout_all;   // B rows (dataparallel root; ddp gathered scopes)
     float *rec, *rec_all;             // packed [out | y] rows for the all-gather
+    float *eval_out;                  // rank 0: the second evaluation pass of the non-determinism check
+    monitor *mon;
     float *m1, *m2;                   // optimizer moments (n_total each) where this rank steps
     fb_optim opt;
     fb_lr_schedule sched;
@@ -64,7 +68,9 @@ static float *alloc_floats(size_t n) {
 static void trainer_free(trainer *t) {
     free(t->x); free(t->y); free(t->out); free(t->dout);
     free(t->x_all); free(t->y_all); free(t->out_all); free(t->dout_all);
-    free(t->rec); free(t->rec_all); free(t->m1); free(t->m2);
+    free(t->rec); free(t->rec_all); free(t->m1); free(t->m2); free(t->eval_out);
+    monitor_destroy(t->mon);
+    t->mon = NULL;
     if (t->m.s) model_destroy(&t->m);
     fb_layout_free(&t->P);
     fb_layout_free(&t->A);
@@ -169,6 +175,11 @@ static fb_status trainer_setup(trainer *t, const train_config *c) {
         FB_TRY(fb_optim_init(&t->opt, &c->optim, t->P.base[0], t->P.base[1], t->m1, t->m2, total, 0));
     }
     make_fingerprint(t);
+    if (t->rank == 0 && c->monitor.eval_check_every > 0) {
+        t->eval_out = alloc_floats(n * m->out_dim);
+        FB_REQUIRE(t->eval_out, FB_ERR_ALLOC, "cannot allocate the evaluation-check buffer");
+    }
+    FB_TRY(monitor_create(&t->mon, &c->monitor, &t->m, &t->P, &t->A, t->rank, omp_get_max_threads()));
     if (c->strategy == TRAIN_DDP)
         FB_TRY(par_buckets_build(&t->comm, &t->P, c->bucket_mb, c->first_bucket_mb));
     return FB_OK;
@@ -250,6 +261,27 @@ static void make_records(const trainer *t, int step, int64_t first, int rows, fl
 
 static void grads_ready_hook(void *ctx, int first_final) { par_buckets_ready(ctx, first_final); }
 
+// Two evaluation passes on this step's batch (rank 0, after the update), each with its own random
+// stream, as two calls of a PyTorch module in eval mode draw fresh numbers: a deterministic model
+// gives the same output bits, a model that samples in evaluation does not. Outside the step's
+// timing and phases; the activations it overwrites are not needed any more.
+static void eval_check(trainer *t, const model_batch *train_batch, int step) {
+    model *m = &t->m;
+    model_batch b = *train_batch;
+    b.training = 0;
+    const size_t n = (size_t)b.B * m->out_dim;
+    b.step = UINT32_MAX - 2u * (uint32_t)step;
+    fb_status st = m->s->forward(m, &b, t->out);
+    b.step--;
+    if (st == FB_OK) st = m->s->forward(m, &b, t->eval_out);
+    double diff = 0;
+    for (size_t i = 0; st == FB_OK && i < n; i++) {
+        const double d = fabs((double)t->out[i] - (double)t->eval_out[i]);
+        if (d > diff || isnan(d)) diff = isnan(d) ? INFINITY : d;
+    }
+    monitor_eval_result(t->mon, step, st == FB_OK ? diff : NAN);
+}
+
 typedef struct {
     double terms[MODEL_MAX_TERMS];
     double grad_norm, lr;
@@ -283,10 +315,14 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
 
     // ---- forward
     model_batch batch = { .B = n, .x = t->x, .y = t->y, .first = (uint64_t)first, .step = (uint32_t)step, .training = 1 };
+    monitor *mon = t->mon;
     t0 = MPI_Wtime();
+    monitor_phase_begin(mon, PROF_PHASE_FORWARD);
     st = m->s->forward(m, &batch, t->out);
+    monitor_phase_end(mon);
     T[TT_FORWARD] = MPI_Wtime() - t0;
     if (st == FB_OK && step == c->poison_step && first + n == B) t->out[(size_t)n * od - 1] = NAN;
+    if (st == FB_OK) monitor_after_forward(mon, step);
     FB_TRY(par_agree(p, st));
 
     // ---- loss: terms (reported) and dout (this rank's rows of d(objective)/d(out))
@@ -295,7 +331,9 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
         par_gather_floats(p, t->out, t->out_all, n * od, 0);
         if (root) {
             t0 = MPI_Wtime();
+            monitor_phase_begin(mon, PROF_PHASE_LOSS);
             st = m->s->loss(m, t->out_all, t->y_all, B, 0, B, 0, f->terms, t->dout_all);
+            monitor_phase_end(mon);
             if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
             T[TT_LOSS] = MPI_Wtime() - t0;
         }
@@ -304,7 +342,9 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
         par_scatter_floats(p, t->dout_all, t->dout, n * od, 0);
     } else if (c->pairs == TRAIN_PAIRS_LOCAL) {
         t0 = MPI_Wtime();
+        monitor_phase_begin(mon, PROF_PHASE_LOSS);
         st = m->s->loss(m, t->out, t->y, n, 0, n, 0, f->terms, t->dout);
+        monitor_phase_end(mon);
         if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
         T[TT_LOSS] = MPI_Wtime() - t0;
         FB_TRY(par_agree(p, st));
@@ -324,7 +364,9 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
             memcpy(t->y_all + (size_t)i * ys, t->rec_all + (size_t)i * w + od, (size_t)ys * sizeof(float));
         }
         const int block = c->pairs == TRAIN_PAIRS_BLOCKDIAG ? n : 0;
+        monitor_phase_begin(mon, PROF_PHASE_LOSS);
         st = m->s->loss(m, t->out_all, t->y_all, B, (int)first, (int)first + n, block, f->terms, t->dout);
+        monitor_phase_end(mon);
         if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
         // The rows' share of the global objective; DDP's averaging divides by P again.
         const float scale = (float)t->P_ranks;
@@ -346,17 +388,28 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
         m->grads_ready = grads_ready_hook;
         m->grads_ready_ctx = p;
     }
+    monitor_phase_begin(mon, PROF_PHASE_BACKWARD);
     st = m->s->backward(m, &batch, t->dout);
     m->grads_ready = NULL;
     T[TT_BACKWARD] = MPI_Wtime() - t0 - (p->t.exposed - exposed_before);
+    monitor_phase_begin(mon, PROF_PHASE_COMM);
     if (!dp) par_buckets_finish(p);   // always: every rank posts every bucket, even after a failure
+    monitor_phase_end(mon);
     FB_TRY(par_agree(p, st));
-    if (dp) par_reduce_floats(p, t->P.base[1], t->P.total, 0);
+    monitor_after_backward(mon, step);
+    if (dp) {
+        monitor_phase_begin(mon, PROF_PHASE_COMM);
+        par_reduce_floats(p, t->P.base[1], t->P.total, 0);
+        monitor_phase_end(mon);
+    }
 
     // ---- optimizer
     f->lr = fb_lr_at(&t->sched, step);
+    double loss = 0;
+    for (int k = 0; k < nt; k++) loss += f->terms[k];
     if (t->steps_optimizer) {
         t0 = MPI_Wtime();
+        monitor_phase_begin(mon, PROF_PHASE_OPTIMIZER);
         float *g = t->P.base[1];
         const size_t total = t->P.total;
         if (!dp && t->P_ranks > 1) {
@@ -364,6 +417,7 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
             #pragma omp parallel for simd schedule(static) if (total > FB_OMP_MIN_WORK)
             for (size_t i = 0; i < total; i++) g[i] *= inv;
         }
+        monitor_before_optimizer(mon, step, g);
         if (c->clip > 0) {
             st = fb_clip_grad_norm(g, total, c->clip, &f->grad_norm);
         } else {
@@ -372,13 +426,21 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
         }
         if (st != FB_OK) st = fb_fail(st, "step %d: the gradient norm is %g (non-finite gradients)", step, f->grad_norm);
         if (st == FB_OK) st = fb_optim_step(&t->opt, f->lr);
+        monitor_phase_end(mon);
+        if (st == FB_OK) monitor_after_optimizer(mon, step, loss);
         T[TT_OPTIMIZER] = MPI_Wtime() - t0;
     }
     FB_TRY(par_agree(p, st));
-    if (dp) par_bcast_floats(p, t->P.base[0], t->P.total, 0);
+    if (dp) {
+        monitor_phase_begin(mon, PROF_PHASE_COMM);
+        par_bcast_floats(p, t->P.base[0], t->P.total, 0);
+        monitor_phase_end(mon);
+    }
     T[TT_COMM] = p->t.total;
     T[TT_COMM_EXPOSED] = p->t.exposed;
     T[TT_STEP] = MPI_Wtime() - t_step;
+    monitor_comm(mon, p->t.bytes, p->t.calls, p->t.exposed);
+    if (monitor_eval_check_due(mon, step)) eval_check(t, &batch, step);
     return FB_OK;
 }
 
@@ -431,7 +493,72 @@ static fb_status result_alloc(train_result *r, int steps, int n_terms) {
 
 void train_result_free(train_result *r) {
     free(r->terms); free(r->loss); free(r->lr); free(r->grad_norm); free(r->times);
+    free(r->event_names); free(r->event_available); free(r->event_reasons);
+    free(r->counter_values); free(r->real_ns); free(r->virt_ns); free(r->region_calls);
     memset(r, 0, sizeof *r);
+}
+
+// Every rank's counters to rank 0 (collective; called on every rank): values padded to the largest
+// team, SDE counters summed, event availability AND-ed over ranks.
+static fb_status gather_counters(trainer *t, train_result *r) {
+    fb_sde_read(r->sde);
+    MPI_Reduce(t->rank == 0 ? MPI_IN_PLACE : r->sde, r->sde, FB_SDE_COUNT, MPI_INT64_T, MPI_SUM, 0, t->comm.comm);
+    prof_counters *pc = monitor_counters(t->mon);
+    int counted = pc != NULL, all_counted = 0;
+    MPI_Allreduce(&counted, &all_counted, 1, MPI_INT, MPI_MIN, t->comm.comm);
+    if (!all_counted) return FB_OK;
+    const int R = PROF_REGION_COUNT, E = prof_counters_events(pc), mine = prof_counters_threads(pc);
+    int T = 0;
+    MPI_Allreduce(&mine, &T, 1, MPI_INT, MPI_MAX, t->comm.comm);
+    const int P = t->P_ranks, root = t->rank == 0;
+    // This rank's block, padded to T threads.
+    const size_t nv = (size_t)T * R * (E ? E : 1), nt = (size_t)T * R;
+    int64_t *v = calloc(nv, sizeof *v), *virt = calloc(nt, sizeof *virt);
+    int *avail = calloc((size_t)(E ? E : 1), sizeof *avail);
+    fb_status st = v && virt && avail ? FB_OK : fb_fail(FB_ERR_ALLOC, "cannot allocate the counter gather");
+    if (st == FB_OK) {
+        memcpy(v, prof_counters_values(pc), (size_t)mine * R * E * sizeof *v);
+        memcpy(virt, prof_counters_virt_ns(pc), (size_t)mine * R * sizeof *virt);
+        memcpy(avail, prof_counters_available(pc), (size_t)E * sizeof *avail);
+    }
+    if (root && st == FB_OK) {
+        r->counted = 1;
+        r->threads = T;
+        r->n_events = E;
+        r->event_names = calloc((size_t)(E ? E : 1), sizeof *r->event_names);
+        r->event_available = calloc((size_t)(E ? E : 1), sizeof *r->event_available);
+        r->event_reasons = calloc((size_t)(E ? E : 1), sizeof *r->event_reasons);
+        r->counter_values = calloc((size_t)P * nv, sizeof(int64_t));
+        r->real_ns = calloc((size_t)P * R, sizeof(int64_t));
+        r->virt_ns = calloc((size_t)P * nt, sizeof(int64_t));
+        r->region_calls = calloc((size_t)P * R, sizeof(int64_t));
+        if (!r->event_names || !r->event_available || !r->event_reasons || !r->counter_values || !r->real_ns ||
+            !r->virt_ns || !r->region_calls)
+            st = fb_fail(FB_ERR_ALLOC, "cannot allocate the gathered counters");
+        for (int e = 0; st == FB_OK && e < E; e++) {
+            snprintf(r->event_names[e], sizeof r->event_names[e], "%s", prof_counters_event_name(pc, e));
+            snprintf(r->event_reasons[e], sizeof r->event_reasons[e], "%s", prof_counters_event_reason(pc, e));
+        }
+        snprintf(r->statement, sizeof r->statement, "%s", prof_counters_statement(pc));
+        snprintf(r->papi_version, sizeof r->papi_version, "%s", prof_papi_version());
+    }
+    // Gather only when every rank has its buffers (else every rank returns, the caller agrees).
+    int ok = st == FB_OK, all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, t->comm.comm);
+    if (all_ok) {
+        MPI_Gather(v, (int)nv, MPI_INT64_T, r->counter_values, (int)nv, MPI_INT64_T, 0, t->comm.comm);
+        MPI_Gather(virt, (int)nt, MPI_INT64_T, r->virt_ns, (int)nt, MPI_INT64_T, 0, t->comm.comm);
+        MPI_Gather(prof_counters_real_ns(pc), R, MPI_INT64_T, r->real_ns, R, MPI_INT64_T, 0, t->comm.comm);
+        MPI_Gather(prof_counters_calls(pc), R, MPI_INT64_T, r->region_calls, R, MPI_INT64_T, 0, t->comm.comm);
+        if (E > 0) {
+            MPI_Reduce(root ? MPI_IN_PLACE : avail, avail, E, MPI_INT, MPI_MIN, 0, t->comm.comm);
+            if (root) memcpy(r->event_available, avail, (size_t)E * sizeof *avail);
+        }
+    } else if (st == FB_OK) {
+        st = fb_fail(FB_ERR_ALLOC, "another rank could not allocate its counter buffers");
+    }
+    free(v); free(virt); free(avail);
+    return st;
 }
 
 static fb_status run(trainer *t, const train_config *c, train_result *res) {
@@ -446,6 +573,9 @@ static fb_status run(trainer *t, const train_config *c, train_result *res) {
     res->ranks = t->P_ranks;
     res->nbuckets = c->strategy == TRAIN_DDP ? t->comm.nbuckets : 0;
     res->n_params = fb_layout_numel(&t->P);
+    const train_sink *sink = t->rank == 0 ? c->sink : NULL;
+    if (sink && sink->begin) FB_TRY(par_agree(&t->comm, sink->begin(sink->ctx, res, monitor_names(t->mon))));
+    else if (c->sink) FB_TRY(par_agree(&t->comm, FB_OK));
 
     progress pr = { .tty = isatty(2), .start = MPI_Wtime(), .last = MPI_Wtime() };
     const int show = c->progress && t->rank == 0;
@@ -466,7 +596,9 @@ static fb_status run(trainer *t, const train_config *c, train_result *res) {
         res->loss[i] = loss;
         res->lr[i] = f.lr;
         res->grad_norm[i] = f.grad_norm;
+        // The slowest rank's times, step by step (untimed: reporting).
         memcpy(res->times + (size_t)i * TT_COUNT, f.times, sizeof f.times);
+        par_reduce_max_doubles(&t->comm, res->times + (size_t)i * TT_COUNT, TT_COUNT, 0);
         res->steps = i + 1;
         for (int k = 0; k < PAR_KINDS; k++) {
             res->comm_bytes[k] += t->comm.t.bytes[k];
@@ -477,12 +609,15 @@ static fb_status run(trainer *t, const train_config *c, train_result *res) {
             FB_TRY(par_agree(&t->comm, check_replicas_agree(t, s)));
             FB_TRY(write_checkpoint(t, done));
         }
+        if (c->sink)
+            FB_TRY(par_agree(&t->comm, sink && sink->step ? sink->step(sink->ctx, res, i, monitor_last_trace(t->mon, s))
+                                                          : FB_OK));
         if (show) progress_show(&pr, c, done, start, loss, t->B, done == c->steps);
     }
     res->wall = MPI_Wtime() - wall0;
     FB_TRY(par_agree(&t->comm, check_replicas_agree(t, c->steps - 1)));
-    // Times: the slowest rank's, step by step.
-    par_reduce_max_doubles(&t->comm, res->times, steps * TT_COUNT, 0);
+    FB_TRY(par_agree(&t->comm, gather_counters(t, res)));
+    if (t->rank == 0) res->n_verdicts = monitor_verdicts(t->mon, res->verdicts, TRAIN_MAX_VERDICTS);
     snprintf(res->param_checksum, sizeof res->param_checksum, "%016llx", (unsigned long long)param_hash(&t->P));
     return FB_OK;
 }

@@ -21,9 +21,13 @@
 #include <mpi.h>
 #include <stdint.h>
 #include "../kernels/optim.h"
+#include "../profiling/sde.h"
 #include "model.h"
+#include "monitor.h"
 
 typedef enum { TRAIN_DATAPARALLEL, TRAIN_DDP } train_strategy;
+typedef struct train_result train_result;
+typedef struct train_sink train_sink;
 typedef enum { TRAIN_PAIRS_LOCAL, TRAIN_PAIRS_GLOBAL, TRAIN_PAIRS_BLOCKDIAG } train_pairs;
 extern const char *const train_strategy_names[2];
 extern const char *const train_pairs_names[3];
@@ -47,13 +51,17 @@ typedef struct {
     int progress;                // rank 0 shows progress (bar on a terminal, lines otherwise)
     double progress_seconds;     // interval between progress lines when not on a terminal
     int poison_step;             // testing: a NaN in the output of global row B-1 at this step; -1: never
+    monitor_config monitor;      // counters, traces, checks (harness/monitor.h)
+    const train_sink *sink;      // rank 0 receives every step and trace as it happens; NULL: none
 } train_config;
 
 // Per-step figures. Times are seconds, the maximum over ranks.
 enum { TT_DATA, TT_FORWARD, TT_LOSS, TT_BACKWARD, TT_COMM, TT_COMM_EXPOSED, TT_OPTIMIZER, TT_STEP, TT_COUNT };
 extern const char *const train_time_names[TT_COUNT];
 
-typedef struct {
+#define TRAIN_MAX_VERDICTS 64
+
+struct train_result {
     int first_step, steps;       // steps [first_step, first_step + steps) ran (first_step > 0 on resume)
     int n_terms;
     const char *term_names[MODEL_MAX_TERMS];
@@ -66,7 +74,33 @@ typedef struct {
     size_t n_params;             // parameters (numel, padding excluded)
     double wall;                 // seconds of the whole loop
     char param_checksum[32];     // hex digest of rank 0's final parameters
-} train_result;
+    // Counters (rank 0: every rank's, gathered). Regions: PROF_REGION_COUNT (phases, then overlays).
+    int counted;                 // 0: counting was off (the arrays below are NULL)
+    int threads;                 // T: the largest OpenMP team of any rank (smaller teams padded with 0)
+    int n_events;                // E: requested events
+    char (*event_names)[128];    // (E)
+    int *event_available;        // (E) 1 when counted on every thread of every rank
+    char (*event_reasons)[512];  // (E) why not (rank 0's view; "" when available)
+    char statement[512];         // rank 0's one-line statement on hardware counters
+    char papi_version[32];
+    int64_t *counter_values;     // (ranks, T, regions, E)
+    int64_t *real_ns;            // (ranks, regions)
+    int64_t *virt_ns;            // (ranks, T, regions)
+    int64_t *region_calls;       // (ranks, regions)
+    int64_t sde[FB_SDE_COUNT];   // fusebench's SDE counters, summed over ranks
+    // Verdicts (rank 0).
+    int n_verdicts;
+    trace_verdict verdicts[TRAIN_MAX_VERDICTS];
+};
+
+// Streaming results (rank 0). `begin` runs once the model exists (names below are final); `step`
+// after every step with row i of r complete and the step's trace (NULL when the step was not
+// traced). A non-OK status stops the run on every rank with the sink's message.
+struct train_sink {
+    void *ctx;
+    fb_status (*begin)(void *ctx, const train_result *r, const monitor_trace *names);
+    fb_status (*step)(void *ctx, const train_result *r, int i, const monitor_trace *trace);
+};
 
 // Runs on every rank of comm. Returns FB_OK on every rank, or the same failure status on every
 // rank, with the reason (prefixed by the failing rank) in fb_last_error() on rank 0. result is

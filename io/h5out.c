@@ -1,4 +1,5 @@
 #include "h5out.h"
+#include <hdf5_hl.h>   // H5DSset_label
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,13 @@ void fb_h5_discard(fb_h5 *h) {
 }
 
 hid_t fb_h5_group(fb_h5 *h, hid_t parent, const char *name) {
+    htri_t exists = 0;
+    H5E_BEGIN_TRY { exists = H5Lexists(parent, name, H5P_DEFAULT); } H5E_END_TRY;   // < 0: a parent is missing
+    if (exists > 0) {   // already there (a series made it): open it
+        hid_t g = H5Gopen2(parent, name, H5P_DEFAULT);
+        if (g < 0) h5_fail(h, "cannot open group '%s' in %s", name);
+        return g;
+    }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
     hid_t g = H5Gcreate2(parent, name, lcpl >= 0 ? lcpl : H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -140,6 +148,31 @@ fb_status fb_h5_write_floats(fb_h5 *h, hid_t parent, const char *name, const flo
     if (space >= 0) H5Sclose(space);
     if (d < 0 || rc < 0) return h5_fail(h, "cannot write dataset '%s' in %s", name);
     return FB_OK;
+}
+
+fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                             const char *const *dim_names, const int64_t *data, const char *units,
+                             const char *description) {
+    if (ndim < 1 || ndim > 8 || !data) {
+        h->failed = 1;
+        return fb_fail(FB_ERR_IO, "dataset '%s': %d dimensions (1..8) or no data", name, ndim);
+    }
+    hsize_t hd[8];
+    for (int i = 0; i < ndim; i++) hd[i] = (hsize_t)dims[i];
+    hid_t space = H5Screate_simple(ndim, hd, NULL);
+    hid_t d = space >= 0 ? H5Dcreate2(parent, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                         : H5I_INVALID_HID;
+    herr_t rc = d >= 0 ? H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    for (int i = 0; rc >= 0 && dim_names && i < ndim; i++) rc = H5DSset_label(d, (unsigned)i, dim_names[i]);
+    if (d >= 0) H5Dclose(d);
+    if (space >= 0) H5Sclose(space);
+    if (d < 0 || rc < 0) return h5_fail(h, "cannot write dataset '%s' in %s", name);
+    hid_t ds = H5Dopen2(parent, name, H5P_DEFAULT);
+    if (ds < 0) return h5_fail(h, "cannot reopen dataset '%s' in %s", name);
+    fb_status st = fb_h5_attr_string(h, ds, "units", units ? units : "");
+    if (st == FB_OK && description) st = fb_h5_attr_string(h, ds, "description", description);
+    H5Dclose(ds);
+    return st;
 }
 
 static hid_t column_type(fb_col_type t) {

@@ -23,6 +23,7 @@ typedef struct {
     hid_t file;
     char path[1024], tmp[1040];
     int failed;
+    struct fb_h5_live *live;   // a live trace's state (io/h5trace.h); NULL for a file from fb_h5_create
 } fb_h5;
 
 fb_status fb_h5_create(fb_h5 *h, const char *path);
@@ -32,8 +33,8 @@ fb_status fb_h5_close(fb_h5 *h);
 // Closes and removes the .tmp whatever happened (for a driver's error path).
 void fb_h5_discard(fb_h5 *h);
 
-// Creates group `name` under `parent` (intermediate groups too); returns its id (close with
-// H5Gclose) or H5I_INVALID_HID, marking the file failed.
+// Creates group `name` under `parent` (intermediate groups too), or opens it when it exists;
+// returns its id (close with H5Gclose) or H5I_INVALID_HID, marking the file failed.
 hid_t fb_h5_group(fb_h5 *h, hid_t parent, const char *name);
 
 // Scalar attributes on a group or dataset (strings: variable-length UTF-8).
@@ -46,6 +47,12 @@ fb_status fb_h5_attr_double_array(fb_h5 *h, hid_t loc, const char *name, const d
 
 // A 1-D float32 dataset of n values (contiguous, uncompressed: checkpoints and parameter dumps).
 fb_status fb_h5_write_floats(fb_h5 *h, hid_t parent, const char *name, const float *data, size_t n);
+
+// An N-d int64 dataset (ndim <= 8, row-major data), with a `units` attribute, `description` when
+// given, and each dimension labelled (H5DSset_label: h5py's dset.dims[i].label) by dim_names.
+fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                             const char *const *dim_names, const int64_t *data, const char *units,
+                             const char *description);
 
 // ---- Tables ----
 

@@ -54,6 +54,7 @@ fb_status activation_forward(fb_activation a, float *out, const float *inp, size
     FB_REQUIRE((int)a >= 0 && a < FB_ACT_COUNT, FB_ERR_CONFIG, "activation: unknown activation %d", (int)a);
     FB_REQUIRE(n > 0, FB_ERR_SHAPE, "activation %s: n=%zu must be > 0", fb_activation_names[a], n);
     FB_REQUIRE(out && inp, FB_ERR_SHAPE, "activation %s: missing input or output", fb_activation_names[a]);
+    fb_flops_add(activation_flops_forward(a, n));
     // out may alias inp: element i is read before it is written, which `simd` allows.
     switch (a) {
     case FB_ACT_IDENTITY:
@@ -90,6 +91,7 @@ fb_status activation_backward(fb_activation a, float *dinp, const float *dout, c
                "activation %s backward needs inp (got NULL)", name);
     FB_REQUIRE(out || !(a == FB_ACT_SIGMOID || a == FB_ACT_TANH), FB_ERR_SHAPE,
                "activation %s backward needs out (got NULL)", name);
+    fb_flops_add(activation_flops_backward(a, n));
     float *restrict dx = dinp;
     const float *restrict dy = dout, *restrict x = inp, *restrict y = out;
     switch (a) {

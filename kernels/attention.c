@@ -58,6 +58,8 @@ int mha_declare(fb_layout *L, const char *prefix, const mha_config *c, mha_param
                              1.0f / sqrtf((float)D), &p->wo, G(wo)) >= 0;
     ok = ok && fb_layout_add(L, prefix, "out_proj.bias", 1, (int[]){D}, FB_INIT_ZERO, 0.0f, &p->bo, G(bo)) >= 0;
 #undef G
+    // q·b_k shifts every score of a query row alike, and softmax ignores such a shift.
+    if (ok) fb_layout_mark_grad_free(L, first + 4);
     return ok ? first : -1;
 }
 
@@ -69,6 +71,9 @@ int mha_declare_acts(fb_layout *L, const char *prefix, const mha_config *c, int 
         return -1;
     }
     const int D = c->D, H = c->H;
+    // No module tags here (layout.h): in torch's MultiheadAttention, q, k, v come from F.linear on
+    // in_proj_weight, not from nn.Linear modules, and out_proj's output is the attention's output,
+    // which the caller owns and tags FB_MODULE_ATTENTION.
 #define G(field) (da ? &da->field : NULL)
     int first = fb_layout_add(L, prefix, "q", 3, (int[]){B, S, D}, FB_INIT_ZERO, 0.0f, &a->q, G(q));
     int ok = first >= 0;
@@ -198,6 +203,14 @@ static void head_gemm(int small, int transa, int transb, int M, int N, int K, fl
         fb_sgemm(transa, transb, M, N, K, alpha, A, lda, Bm, ldb, 0.0f, C, ldc);
 }
 
+// The FLOP counter (common.h) counts SGEMMs in fb_sgemm; the small-head path's products are the
+// same GEMMs as loops, so they are counted here: `products` (S, T, dh)-sized products per (b, h),
+// 2·S·T·dh FLOPs each. Once per call, outside the (b, h) loop, because an atomic add per 2-token
+// head would cost about as much as the head. The count then does not depend on mha_loop_work.
+static void count_small_heads(int small, int products, int B, int H, int S, int T, int dh) {
+    if (small) fb_flops_add(products * 2.0 * B * H * S * T * dh);
+}
+
 fb_status mha_forward(float *out, float *attn_weights, mha_acts *a,
                       const float *query, const float *key, const float *value,
                       const uint8_t *key_padding_mask, const mha_params *p, const mha_config *c,
@@ -232,6 +245,7 @@ fb_status mha_forward(float *out, float *attn_weights, mha_acts *a,
             }
             head_gemm(small, 0, 0, S, dh, T, 1.0f, Pu, T, vh, D, a->ctx + (size_t)b * S * D + (size_t)h * dh, D);
         }
+    count_small_heads(small, 2, B, H, S, T, dh);   // scores, ctx
 
     if (attn_weights) {
         const float *src = drop ? a->attd : a->att;
@@ -297,6 +311,7 @@ fb_status mha_backward(float *dquery, float *dkey, float *dvalue, mha_params *g,
             head_gemm(small, 0, 0, S, dh, T, scale, dA, T, a->k + ko, D, da->q + qo, D);  // dq_h = dA k_h/√dh
             head_gemm(small, 1, 0, T, dh, S, scale, dA, T, a->q + qo, D, da->k + ko, D);  // dk_h = dAᵀ q_h/√dh
         }
+    count_small_heads(small, 4, B, H, S, T, dh);   // dv, dP', dq, dk
 
     // The three projections accumulate one after another, so dquery == dkey == dvalue is fine.
     FB_TRY(linear_backward(dquery, g ? &gq : NULL, da->q, query, &(linear_params){p->wq, p->bq}, B * S, D, D));

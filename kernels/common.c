@@ -23,3 +23,7 @@ fb_status fb_fail(fb_status s, const char *fmt, ...) {
 
 const char *fb_last_error(void) { return fb_error_buf; }
 void fb_clear_error(void) { fb_error_buf[0] = '\0'; }
+
+long long fb_flops_counted_ = 0;
+
+long long fb_flops_read(void) { return __atomic_load_n(&fb_flops_counted_, __ATOMIC_RELAXED); }

@@ -12,6 +12,7 @@
 //   H  attention heads                 dh head dim = D / H
 //   F  feed-forward hidden width       IC/OC linear input/output channels
 #pragma once
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,3 +41,31 @@ void fb_clear_error(void);
 
 // Below this many floats of work a loop runs on one thread: the fork/join costs more than it saves.
 #define FB_OMP_MIN_WORK 16384
+
+// ---- FLOP counter ----
+// One process-wide count of the floating-point operations the kernels executed, for the profiling
+// layer's FLOPs per training phase: read fb_flops_read() at a phase's start and end, and take the
+// difference. Convention: a multiply-add is 2 FLOPs; an SGEMM C = alpha op(A) op(B) + beta C of
+// sizes M, N, K counts 2·M·N·K (the alpha and beta scalings are not counted).
+//
+// What adds to it, each at the leaf, so nothing is counted twice:
+//   - every SGEMM, in fb_sgemm (linear.c), and the attention core's small-head products, which
+//     are the same GEMMs written as loops (attention.c counts them, once per call, so the count
+//     does not depend on mha_loop_work);
+//   - the kernels that have a FLOP function, with that function's count, when they run: linear's
+//     bias add and bias gradient (the part of linear_flops_* that is not SGEMM; linear_bcast's
+//     likewise), layernorm, the activations, softmax and the losses. Dropout has no FLOP
+//     function and counts nothing; neither does the optimizer.
+// Composite kernels (attention, ffn, encoder_layer) and the fusion methods add nothing themselves:
+// their count is that of the SGEMMs and leaf kernels they call. Elementwise work written inline
+// in a composite (residual adds, attention's per-head softmax and dropout, a gate's σ and
+// multiply-add, a fused activation backward, position sums) is not counted. So over a composite
+// the count is "FLOPs of SGEMMs and the leaf kernels", a lower bound of its documented *_flops /
+// flops() figure (within a few percent where GEMMs dominate).
+// Counts depend on shapes only, never on the thread count. fb_flops_add is one relaxed atomic
+// add and may be called from inside OpenMP regions.
+extern long long fb_flops_counted_;   // use fb_flops_add / fb_flops_read
+static inline void fb_flops_add(double n) {
+    __atomic_fetch_add(&fb_flops_counted_, (long long)llround(n), __ATOMIC_RELAXED);
+}
+long long fb_flops_read(void);

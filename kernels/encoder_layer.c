@@ -61,16 +61,34 @@ int encoder_layer_declare_acts(fb_layout *L, const char *prefix, const encoder_l
     int first = mha_declare_acts(L, join(name, prefix, "self_attn"), &mc, B, S, S, &a->attn, da ? &da->attn : NULL);
     int ok = first >= 0;
     ok = ok && ffn_declare_acts(L, join(name, prefix, "ffn"), &fc, N, &a->ffn, da ? &da->ffn : NULL) >= 0;
-#define ACT(field) \
-    ok = ok && fb_layout_add(L, prefix, #field, 3, (int[]){B, S, c->D}, FB_INIT_ZERO, 0.0f, &a->field, da ? &da->field : NULL) >= 0
+    // ACT declares a (B, S, D) activation and tags it as the output of module kind `module`
+    // (layout.h): the norms' outputs, the attention's (sa) and the FFN's linear2 output (ff; its
+    // linear1 output is tagged by ffn_declare_acts). Residual sums and dropout outputs are not
+    // module outputs.
+    int idx = -1;
+#define ACT(field, module)                                                                              \
+    do {                                                                                                \
+        ok = ok && (idx = fb_layout_add(L, prefix, #field, 3, (int[]){B, S, c->D}, FB_INIT_ZERO, 0.0f,  \
+                                        &a->field, da ? &da->field : NULL)) >= 0;                        \
+        if (ok) fb_layout_tag_module(L, idx, (module), 0);                                             \
+    } while (0)
 #define STAT(field) \
     ok = ok && fb_layout_add(L, prefix, #field, 1, (int[]){N}, FB_INIT_ZERO, 0.0f, &a->field, NULL) >= 0
-    if (c->norm_first) { ACT(n1); ACT(sa); ACT(x1); ACT(n2); ACT(ff); }
-    else { ACT(sa); ACT(r1); ACT(x1); ACT(ff); ACT(r2); }
+    if (c->norm_first) {
+        ACT(n1, FB_MODULE_LAYERNORM); ACT(sa, FB_MODULE_ATTENTION); ACT(x1, FB_MODULE_NONE);
+        ACT(n2, FB_MODULE_LAYERNORM); ACT(ff, FB_MODULE_LINEAR);
+    } else {
+        ACT(sa, FB_MODULE_ATTENTION); ACT(r1, FB_MODULE_NONE); ACT(x1, FB_MODULE_LAYERNORM);
+        ACT(ff, FB_MODULE_LINEAR); ACT(r2, FB_MODULE_NONE);
+    }
     STAT(mean1); STAT(rstd1); STAT(mean2); STAT(rstd2);
 #undef ACT
 #undef STAT
     return ok ? first : -1;
+}
+
+fb_module_kind encoder_layer_output_module(const encoder_layer_config *c) {
+    return c->norm_first ? FB_MODULE_NONE : FB_MODULE_LAYERNORM;
 }
 
 // y (n) += x

@@ -52,9 +52,13 @@ fb_status encoder_layer_check_config(const encoder_layer_config *c);
 int encoder_layer_declare(fb_layout *params_layout, const char *prefix, const encoder_layer_config *c,
                           encoder_layer_params *p, encoder_layer_params *g);
 // Activations for B sequences of S positions (gradients in slot 1 are backward scratch; da may be
-// NULL). Returns an index or -1.
+// NULL), with module tags (layout.h) on the norms', the attention's and the FFN linears' outputs.
+// Returns an index or -1.
 int encoder_layer_declare_acts(fb_layout *acts_layout, const char *prefix, const encoder_layer_config *c,
                                int B, int S, encoder_layer_acts *a, encoder_layer_acts *da);
+// The module whose output is the layer's output `out` (the caller's buffer, which the caller tags):
+// post-norm norm2 (FB_MODULE_LAYERNORM); pre-norm a residual sum (FB_MODULE_NONE).
+fb_module_kind encoder_layer_output_module(const encoder_layer_config *c);
 
 // out (B, S, D) from x (B, S, D); out must not alias x. src_key_padding_mask (B, S), 1 = padding,
 // or NULL. `rng` supplies seed, step and row0, the global row of the first of the B samples (its

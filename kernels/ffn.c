@@ -39,6 +39,8 @@ int ffn_declare_acts(fb_layout *L, const char *prefix, const ffn_config *c, int 
     }
     int first = fb_layout_add(L, prefix, "h", 2, (int[]){N, c->F}, FB_INIT_ZERO, 0.0f, &a->h, da ? &da->h : NULL);
     if (first < 0) return -1;
+    // h is linear1's output (the activation writes a); linear2's is the caller's out.
+    fb_layout_tag_module(L, first, FB_MODULE_LINEAR, 0);
     if (fb_layout_add(L, prefix, "a", 2, (int[]){N, c->F}, FB_INIT_ZERO, 0.0f, &a->a, da ? &da->a : NULL) < 0)
         return -1;
     return first;

@@ -36,7 +36,7 @@ fb_status ffn_check_config(const ffn_config *c);
 int ffn_declare(fb_layout *params_layout, const char *prefix, const ffn_config *c, ffn_params *p,
                 ffn_params *g);
 // Declares prefix.h, prefix.a for N rows (and their gradients, backward scratch, in slot 1; da may
-// be NULL). Returns an index or -1.
+// be NULL); h is tagged as linear1's output (layout.h). Returns an index or -1.
 int ffn_declare_acts(fb_layout *acts_layout, const char *prefix, const ffn_config *c, int N,
                      ffn_acts *a, ffn_acts *da);
 

@@ -13,6 +13,11 @@
 #include <string.h>
 
 #define FB_LN_COLS 64   // columns per block in the weight/bias gradient
+// The backward's FLOPs per element in two parts (breakdown at layernorm_flops_backward), so the
+// FLOP counter (common.h) counts only the part that runs: the row sums and dinp when dinp is
+// given, the parameter gradients when g has either.
+#define LN_FLOPS_DINP 14.0
+#define LN_FLOPS_DPARAMS 5.0
 
 // Row sums use 32 lanes held in four 8-float vectors (GCC/Clang vector extension, lowered to
 // whatever SIMD the target has; four independent accumulators hide the add latency). Element j
@@ -114,6 +119,7 @@ fb_status layernorm_forward(float *out, float *mean, float *rstd, const float *i
     FB_REQUIRE(eps >= 0.0f && isfinite(eps), FB_ERR_CONFIG, "layernorm: eps=%g must be finite and >= 0", (double)eps);
     const float *w = p ? p->weight : NULL, *b = p ? p->bias : NULL;
     const float fd = (float)D;
+    fb_flops_add(layernorm_flops_forward(N, D));
     // out may alias inp: each element is read before it is written at the same index, which
     // `omp simd` allows (no restrict on out/inp).
     #pragma omp parallel for schedule(static) if ((size_t)N * D > FB_OMP_MIN_WORK)
@@ -158,6 +164,8 @@ fb_status layernorm_backward(float *dinp, layernorm_params *g, const float *dout
     const float *restrict dy = dout, *restrict xin = inp, *restrict mu = mean, *restrict rs = rstd;
     const float inv_d = 1.0f / (float)D;
     const int par = (size_t)N * D > FB_OMP_MIN_WORK;
+    float *restrict dw = g ? g->weight : NULL, *restrict db = g ? g->bias : NULL;
+    fb_flops_add(((dinp ? LN_FLOPS_DINP : 0.0) + (dw || db ? LN_FLOPS_DPARAMS : 0.0)) * N * D);
 
     if (dinp) {
         // dx = rstd * (dn - mean(dn) - xh * mean(dn * xh)),  dn = dout * w,  xh = (x - mean) * rstd
@@ -186,7 +194,6 @@ fb_status layernorm_backward(float *dinp, layernorm_params *g, const float *dout
         }
     }
 
-    float *restrict dw = g ? g->weight : NULL, *restrict db = g ? g->bias : NULL;
     if (dw || db) {
         // dweight[j] += sum_n dout[n,j] * xh[n,j], dbias[j] += sum_n dout[n,j]. A thread owns a
         // block of columns and adds the rows in order: no atomics, no thread-count dependence.
@@ -216,4 +223,4 @@ fb_status layernorm_backward(float *dinp, layernorm_params *g, const float *dout
 //   backward 19: row sums (dn 1, xh 2, two adds/multiply-adds 3); dinp (dn 1, xh 2, three
 //             subtract/multiply 3, scale 1, accumulate 1); weight/bias grads (xh 2, mul-add 2, add 1)
 double layernorm_flops_forward(int N, int D) { return 9.0 * N * D; }
-double layernorm_flops_backward(int N, int D) { return 19.0 * N * D; }
+double layernorm_flops_backward(int N, int D) { return (LN_FLOPS_DINP + LN_FLOPS_DPARAMS) * N * D; }

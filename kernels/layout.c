@@ -55,6 +55,30 @@ void fb_layout_set_init(fb_layout *L, int index, fb_init_kind init, float init_a
     if (index >= 0 && index < L->count) { L->tensors[index].init = init; L->tensors[index].init_arg = init_arg; }
 }
 
+void fb_layout_tag_module(fb_layout *L, int index, fb_module_kind kind, int cols) {
+    if (index < 0 || index >= L->count || (int)kind < 0 || kind >= FB_MODULE_COUNT) return;
+    fb_tensor *t = &L->tensors[index];
+    if (cols == 0) cols = t->shape[t->ndim - 1];
+    if (cols < 0 || t->numel % (size_t)cols != 0) return;
+    t->module = kind;
+    t->module_cols = kind == FB_MODULE_NONE ? 0 : cols;
+}
+
+void fb_layout_mark_grad_free(fb_layout *L, int index) {
+    if (index >= 0 && index < L->count) L->tensors[index].grad_free = 1;
+}
+
+static const char *const fb_module_names[] = {
+    [FB_MODULE_NONE] = "none", [FB_MODULE_LINEAR] = "linear", [FB_MODULE_LAYERNORM] = "layernorm",
+    [FB_MODULE_ATTENTION] = "attention", [FB_MODULE_FUSION] = "fusion",
+};
+_Static_assert(sizeof fb_module_names / sizeof fb_module_names[0] == FB_MODULE_COUNT,
+               "every fb_module_kind needs a name");
+
+const char *fb_module_name(fb_module_kind kind) {
+    return ((int)kind >= 0 && kind < FB_MODULE_COUNT) ? fb_module_names[kind] : "unknown";
+}
+
 float *fb_layout_ptr(const fb_layout *L, int slot, int index) {
     return L->base[slot] + L->tensors[index].offset;
 }

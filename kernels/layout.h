@@ -29,6 +29,21 @@ typedef enum {
     FB_INIT_NORMAL,     // N(0, arg^2)
 } fb_init_kind;
 
+// Module tags on activation tensors, for NormMonitor-style output norms (the mean L2 norm over the
+// last dim of every Linear, LayerNorm, attention and fusion module's output, per call). A tensor
+// is tagged when it holds that module's output at the end of the forward pass: an output later
+// overwritten in place (dropout, an added positional encoding) is not tagged. An attention
+// module's output is the MHA's after out_proj (never q, k, v or the probabilities); a fusion
+// module's is a fusion point's out.
+typedef enum {
+    FB_MODULE_NONE = 0,
+    FB_MODULE_LINEAR,
+    FB_MODULE_LAYERNORM,
+    FB_MODULE_ATTENTION,
+    FB_MODULE_FUSION,
+    FB_MODULE_COUNT
+} fb_module_kind;
+
 typedef struct {
     char name[FB_NAME_MAX];
     int ndim;
@@ -38,6 +53,9 @@ typedef struct {
     fb_init_kind init;
     float init_arg;
     int canary;                       // sentinels follow this tensor
+    int module;                       // fb_module_kind of the module whose output this holds
+    int module_cols;                  // the norm's row width: numel / module_cols rows (when tagged)
+    int grad_free;                    // 1: a parameter whose gradient is zero by construction
 } fb_tensor;
 
 typedef struct {
@@ -53,6 +71,17 @@ void fb_layout_init(fb_layout *L, int nslots);
 int fb_layout_add(fb_layout *L, const char *prefix, const char *name, int ndim, const int *dims,
                   fb_init_kind init, float init_arg, float **slot0, float **slot1);
 void fb_layout_set_init(fb_layout *L, int index, fb_init_kind init, float init_arg);
+// Tags tensor `index` as the output of a `kind` module whose rows are `cols` wide (0: the
+// tensor's last dimension). cols must divide the tensor's size; an index out of range or a cols
+// that does not divide is ignored, as fb_layout_set_init ignores a bad index. Activations are
+// declared for the largest batch: after a smaller one, only the leading rows hold this call's
+// outputs (every tagged tensor's leading dimension is a multiple of the batch).
+void fb_layout_tag_module(fb_layout *L, int index, fb_module_kind kind, int cols);
+const char *fb_module_name(fb_module_kind kind);   // "linear", "layernorm", "attention", "fusion"
+// Marks parameter `index` as receiving a zero gradient by construction (e.g. attention's key
+// bias: every score of a query row shifts by q·b_k, which softmax ignores), so a dead-parameter
+// check can tell it from a parameter that is dead by mistake. Bad index: ignored.
+void fb_layout_mark_grad_free(fb_layout *L, int index);
 fb_status fb_layout_alloc(fb_layout *L);
 // Slot 0 gets each tensor's initialisation (deterministic in `seed` and the tensor's index);
 // the other slots are zeroed.

@@ -35,6 +35,7 @@ void fb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, 0, alpha, A, lda, Bm, ldb, beta, C, ldc);
         return;
     }
+    fb_flops_add(2.0 * M * N * K);   // common.h's convention: beta·C and alpha are free
     for (int k0 = 0; k0 < K; k0 += FB_GEMM_K_CHUNK) {
         int kc = K - k0 < FB_GEMM_K_CHUNK ? K - k0 : FB_GEMM_K_CHUNK;
         // Row-major: op(A) is (M, K); A itself is (M, K) [no trans] or (K, M) [trans].
@@ -46,8 +47,11 @@ void fb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 }
 
 // Seeds every row of out (N, OC) with the bias; returns the beta the first SGEMM must use.
+// The bias add itself happens inside the SGEMM (beta = 1), which counts only 2·N·OC·IC, so the
+// N·OC of linear_flops_forward's bias term is counted here.
 static float bias_rows(float *out, const float *bias, int N, int OC) {
     if (!bias) return 0.0f;
+    fb_flops_add((double)N * OC);
     #pragma omp parallel for schedule(static) if ((size_t)N * OC > FB_OMP_MIN_WORK)
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
     return 1.0f;
@@ -56,6 +60,7 @@ static float bias_rows(float *out, const float *bias, int N, int OC) {
 // dbias (OC) += column sums of dout (N, OC). Each thread owns a block of columns and sums rows in
 // order, so the result does not depend on the thread count.
 static void bias_grad(float *dbias, const float *dout, int N, int OC) {
+    fb_flops_add((double)N * OC);
     #pragma omp parallel for schedule(static) if ((size_t)N * OC > FB_OMP_MIN_WORK)
     for (int o0 = 0; o0 < OC; o0 += 64) {
         int o1 = o0 + 64 < OC ? o0 + 64 : OC;

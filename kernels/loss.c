@@ -17,6 +17,8 @@ static fb_status pointwise_loss(const char *name, pointwise_kind kind, double *l
                                 float grad_scale) {
     FB_REQUIRE(n > 0, FB_ERR_SHAPE, "%s: n=%zu elements, must be > 0", name, n);
     FB_REQUIRE(pred && target, FB_ERR_SHAPE, "%s: missing pred or target", name);
+    // The loss sum runs whether or not *loss is asked for; the gradient when dpred is given.
+    fb_flops_add(kind == PW_MSE ? mse_loss_flops(n, dpred != NULL) : huber_loss_flops(n, dpred != NULL));
     size_t nchunks = (n + LOSS_CHUNK - 1) / LOSS_CHUNK;
     double *part = malloc(nchunks * sizeof(double));
     FB_REQUIRE(part, FB_ERR_ALLOC, "%s: no memory for %zu partial sums", name, nchunks);
@@ -68,6 +70,7 @@ fb_status cross_entropy_loss(double *loss, float *dlogits, const float *logits, 
                    "cross_entropy_loss: label %d of row %d outside [0, C=%d)", (int)labels[b], b, C);
     double *row = malloc((size_t)B * sizeof(double));
     FB_REQUIRE(row, FB_ERR_ALLOC, "cross_entropy_loss: no memory for %d row losses", B);
+    fb_flops_add(cross_entropy_loss_flops(B, C, dlogits != NULL));
     double gscale = (double)grad_scale / (double)B;
     // One row per iteration, its sums in column order: the same bits on any thread count.
     #pragma omp parallel for schedule(static) if ((size_t)B * C > FB_OMP_MIN_WORK)
@@ -184,6 +187,7 @@ fb_status unifrac_pairwise_loss(double *loss_part, float *de_rows, const float *
         return fb_fail(FB_ERR_ALLOC, "%s: no memory for %d row sums", name, rows);
     }
     double coef = 2.0 * (double)grad_scale / (UNIFRAC_PRED_SCALE * (double)P);
+    fb_flops_add(unifrac_pairwise_flops(N, D, block, r0, r1, de_rows != NULL));
     // One row per iteration (dynamic: with the loss alone, row i has N - 1 - i partners).
     #pragma omp parallel for schedule(dynamic, 4) if ((size_t)rows * k * D > FB_OMP_MIN_WORK)
     for (int i = r0; i < r1; i++) {

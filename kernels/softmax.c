@@ -74,6 +74,7 @@ static fb_status softmax_check(const void *a, const void *b, int N, int C) {
 
 fb_status softmax_forward(float *out, const float *inp, int N, int C) {
     FB_TRY(softmax_check(out, inp, N, C));
+    fb_flops_add(softmax_flops_forward(N, C));
     // out may alias inp: each pass reads element j before writing it.
     #pragma omp parallel for schedule(static) if ((size_t)N * C > FB_OMP_MIN_WORK)
     for (int n = 0; n < N; n++) {
@@ -100,6 +101,7 @@ fb_status softmax_backward(float *dinp, const float *dout, const float *out, int
     FB_TRY(softmax_check(dout, out, N, C));
     FB_REQUIRE(dinp, FB_ERR_SHAPE, "softmax: missing dinp");
     FB_REQUIRE(dinp != dout, FB_ERR_CONFIG, "softmax: dinp must not alias dout");
+    fb_flops_add(softmax_flops_backward(N, C));
     float *restrict dx = dinp;
     const float *restrict dy = dout, *restrict y = out;
     #pragma omp parallel for schedule(static) if ((size_t)N * C > FB_OMP_MIN_WORK)

@@ -6,7 +6,7 @@
 set -eu
 
 BASE="build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
-libpapi-dev papi-tools libopenblas-openmp-dev libcmocka-dev python3 python3-h5py \
+libpapi-dev papi-tools libopenblas-openmp-dev libcmocka-dev python3 python3-h5py python3-xarray python3-h5netcdf \
 python3-matplotlib python3-numpy"
 REFS="python3-torch"
 

@@ -19,10 +19,8 @@ import numpy as np
 
 def steps(path):
     with h5py.File(path, "r") as f:
-        g = f["steps"]
-        cols = g.attrs["columns"]
-        cols = (cols.decode() if isinstance(cols, bytes) else cols).split(",")
-        return {c: g[c][()] for c in cols}
+        g = f["steps"]   # a series: one dataset per variable along `step`
+        return {c: g[c][()] for c in g.keys()}
 
 
 def params(path):

@@ -49,9 +49,10 @@ fb_status linear_bcast_forward(float *out, float *u, const float *x, int I1, con
     FB_TRY(bcast_check(x, c, p, B, S, I1, I2, OC));
     const int ldw = I1 + I2;
     float beta = 0.0f;
-    if (p->bias) {
+    if (p->bias) {   // added by the SGEMM (beta = 1); its B·OC is counted here (common.h)
         for (int b = 0; b < B; b++) memcpy(u + (size_t)b * OC, p->bias, (size_t)OC * sizeof(float));
         beta = 1.0f;
+        fb_flops_add((double)B * OC);
     }
     fb_sgemm(0, 1, B, OC, I2, 1.0f, c, I2, p->weight + I1, ldw, beta, u, OC);
     const int N = B * S;
@@ -67,13 +68,17 @@ fb_status linear_bcast_backward(float *dx, float *dc, linear_params *g, float *d
     FB_TRY(bcast_check(x, c, p, B, S, I1, I2, OC));
     const int ldw = I1 + I2, N = B * S;
     fusion_sum_positions(du, dout, B, S, OC, 1.0f, 0, NULL);
+    fb_flops_add((double)N * OC);   // the sums above (and Σ_b du below) are linear_bcast_flops_backward's
     if (dx) fb_sgemm(0, 0, N, I1, OC, 1.0f, dout, OC, p->weight, ldw, 1.0f, dx, I1);
     if (dc) fb_sgemm(0, 0, B, I2, OC, 1.0f, du, OC, p->weight + I1, ldw, 1.0f, dc, I2);
     if (g && g->weight) {
         fb_sgemm(1, 0, OC, I1, N, 1.0f, dout, OC, x, I1, 1.0f, g->weight, ldw);
         fb_sgemm(1, 0, OC, I2, B, 1.0f, du, OC, c, I2, 1.0f, g->weight + I1, ldw);
     }
-    if (g && g->bias) fusion_sum_positions(g->bias, du, 1, B, OC, 1.0f, 1, NULL);   // Σ_b du
+    if (g && g->bias) {
+        fusion_sum_positions(g->bias, du, 1, B, OC, 1.0f, 1, NULL);   // Σ_b du
+        fb_flops_add((double)B * OC);
+    }
     return FB_OK;
 }
 

@@ -74,16 +74,40 @@ static fb_status fusion_check_rng(const fusion *f) {
     return FB_OK;
 }
 
+static fusion_hooks fusion_hooks_now;   // all NULL: no hooks
+
+void fusion_set_hooks(const fusion_hooks *h) {
+    fusion_hooks_now = h ? *h : (fusion_hooks){0};
+}
+
+static void hook_enter(const fusion *f, int backward) {
+    if (fusion_hooks_now.enter) fusion_hooks_now.enter(fusion_hooks_now.ctx, f, backward);
+}
+
+static void hook_leave(const fusion *f, int backward) {
+    if (fusion_hooks_now.leave) fusion_hooks_now.leave(fusion_hooks_now.ctx, f, backward);
+}
+
 fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b) {
     FB_REQUIRE(out && a && b, FB_ERR_SHAPE, "%s: missing input or output", f->method->name);
     FB_TRY(fusion_check_rng(f));
-    return f->method->forward(f, out, a, b);
+    f->last_a = a; f->last_b = b; f->last_out = out;
+    f->last_dout = NULL; f->last_da = f->last_db = NULL;
+    hook_enter(f, 0);
+    const fb_status s = f->method->forward(f, out, a, b);
+    hook_leave(f, 0);   // whatever the status: a PAPI interval must close
+    return s;
 }
 
 fb_status fusion_backward(fusion *f, float *da, float *db, const float *dout, const float *a, const float *b) {
     FB_REQUIRE(dout && a && b, FB_ERR_SHAPE, "%s: missing input or output gradient", f->method->name);
     FB_TRY(fusion_check_rng(f));
-    return f->method->backward(f, da, db, dout, a, b);
+    f->last_a = a; f->last_b = b; f->last_dout = dout;
+    f->last_da = da; f->last_db = db;
+    hook_enter(f, 1);
+    const fb_status s = f->method->backward(f, da, db, dout, a, b);
+    hook_leave(f, 1);
+    return s;
 }
 
 void fusion_destroy(fusion *f) {

@@ -84,13 +84,38 @@ typedef struct {
 // dimension's units: a kernel over the B*S token rows gets row0 * S), so samples [k, B) run alone
 // with c.rng.row0 = k draw what the whole batch draws for them. A draw made once for the whole
 // batch (modality_dropout's batch mask) does not depend on row0.
+//
+// The last call's arguments (last_*) are set by fusion_forward / fusion_backward before the method
+// runs, so diagnostics can be computed after a pass without knowing the method or the scenario.
+// Their shapes, as the harness uses them (c.B the call's rows):
+//   last_a, last_da    (c.B, c.S, c.D)          rows c.B·c.S of width c.D
+//   last_b, last_db    (c.B, c.T, c.E)          rows c.B·c.T of width c.E
+//   last_out           (c.B, out_positions, c.D)
+//   last_dout          like last_out
+// fusion_forward sets a, b, out and clears da, db, dout (gradients of an earlier pass); fusion_backward
+// sets a, b, dout, da, db (da, db NULL where the caller passed none) and leaves out as it was.
 struct fusion {
     const fusion_method *method;
     fusion_config c;
     int out_positions;       // rows of output per sample: S, or 1 for pooling methods
     void *self;              // the method's private struct (pointer fields bound by the layouts)
     fusion_diag diag;
+    const float *last_a, *last_b, *last_out, *last_dout;
+    float *last_da, *last_db;
 };
+
+// Optional process-wide hooks around every fusion_forward / fusion_backward call (PAPI per-call
+// counting, timers): enter runs just before the method, leave just after it whatever its status
+// (not when the wrapper's own argument checks refuse the call). backward is 0 or 1. Either
+// function may be NULL. Kernels know nothing of what the hooks do; the harness installs them.
+typedef struct {
+    void (*enter)(void *ctx, const fusion *f, int backward);
+    void (*leave)(void *ctx, const fusion *f, int backward);
+    void *ctx;
+} fusion_hooks;
+// Installs a copy of *h (NULL: no hooks). Not thread-safe against running fusion calls: set hooks
+// while no fusion call is in flight (before and after the training loop).
+void fusion_set_hooks(const fusion_hooks *h);
 
 // The method table (methods.def).
 #define FUSION_METHOD(name) FUSION_ID_##name,
