@@ -45,6 +45,7 @@ typedef struct {
     uint64_t seed;
     // Scenario sizes; 0 takes the scenario's default.
     int seq_len, pred_len, features;                    // timeseries
+    int celestial_raw;      // timeseries: 1 = no LN_c on the celestial path (000's "before the fix")
     int classes, feat_a, feat_b;                        // multimodal
     int max_asvs, vocab, columns, card, cat_dim;        // microbiome
 } model_config;

@@ -118,6 +118,7 @@ fb_status monitor_create(monitor **out, const monitor_config *c, model *m, const
     mon->rank = rank;
     mon->traced_step = -1;
     mon->n_points = model_fusion_points(m, mon->points, mon->point_names, MONITOR_MAX_POINTS);
+    fb_sde_init();   // makes the counters visible to PAPI tools in this process (counting works without)
     fb_status st = FB_OK;
     if (c->counters) {
         const char *events = c->papi_events && strcmp(c->papi_events, "none") == 0 ? "" : c->papi_events;
@@ -235,12 +236,17 @@ void monitor_after_backward(monitor *mon, int64_t step) {
 
 void monitor_before_optimizer(monitor *mon, int64_t step, const float *grads) {
     if (!mon || mon->rank != 0) return;
-    trace_run_grads(mon->run, step, mon->P, grads);
-    fb_sde_add(FB_SDE_NONFINITE, trace_count_nonfinite(grads, mon->P->total));
     if (!monitor_traced(mon, step)) return;
     memcpy(mon->w_prev, mon->P->base[0], mon->P->total * sizeof(float));
     // Gradient norms now (reduced, not clipped); weight norms and update ratios after the step.
     trace_param_norms(mon->P, mon->P->base[0], grads, NULL, mon->wnorm, mon->gnorm, mon->ratio);
+}
+
+void monitor_gradients(monitor *mon, int64_t step, const float *grads, double global_norm) {
+    if (!mon || mon->rank != 0) return;
+    const int64_t bad_before = trace_run_nonfinite(mon->run);
+    trace_run_grads(mon->run, step, mon->P, grads, !isfinite(global_norm));
+    fb_sde_add(FB_SDE_NONFINITE, trace_run_nonfinite(mon->run) - bad_before);
 }
 
 void monitor_after_optimizer(monitor *mon, int64_t step, double loss) {

@@ -67,9 +67,13 @@ int monitor_eval_check_due(const monitor *mon, int64_t step);
 void monitor_after_forward(monitor *mon, int64_t step);
 // After backward: the fusion points' input-gradient norms (traced).
 void monitor_after_backward(monitor *mon, int64_t step);
-// Before the optimizer, gradients reduced and averaged, not yet clipped: the dead-parameter and
-// non-finite checks (every step), per-tensor gradient norms and a copy of the weights (traced).
+// Before the optimizer, gradients reduced and averaged, not yet clipped: per-tensor gradient norms
+// and a copy of the weights (traced steps).
 void monitor_before_optimizer(monitor *mon, int64_t step, const float *grads);
+// After clipping, with the global norm before it (every step): the dead-parameter check (clipping
+// scales by a positive factor, so zero stays zero) and, when the norm is not finite, the count of
+// non-finite values.
+void monitor_gradients(monitor *mon, int64_t step, const float *grads, double global_norm);
 // After the optimizer: loss history (every step), weight norms and update ratios (traced).
 void monitor_after_optimizer(monitor *mon, int64_t step, double loss);
 // The non-determinism check's result: max |difference| of two evaluation passes on one batch.

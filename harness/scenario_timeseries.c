@@ -425,7 +425,7 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     if (!s->sequence) {
         FB_TRY(mha_check_config(&s->mc));
         if (mha_declare(P, "celestial.attn", &s->mc, &s->att, &s->datt) < 0 ||
-            layernorm_declare(P, "celestial.norm", D, &s->celnorm, &s->dcelnorm) < 0)
+            (!c->celestial_raw && layernorm_declare(P, "celestial.norm", D, &s->celnorm, &s->dcelnorm) < 0))
             return FB_ERR_SHAPE;
     }
     fusion_config mcfg = s->sequence ? fusion_default_config(B, S, TS_BODIES, D, D) : fusion_default_config(N, 1, 1, D, D);
@@ -474,7 +474,7 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
         TS_ADD(A, "celestial_x", 2, nd, FB_INIT_ZERO, 0, &s->cx, &s->dcx);
         TS_TAG_LAST(A, FB_MODULE_ATTENTION);
         TS_ADD(A, "celestial_fused", 2, nd, FB_INIT_ZERO, 0, &s->cf, &s->dcf);
-        TS_TAG_LAST(A, FB_MODULE_LAYERNORM);
+        TS_TAG_LAST(A, c->celestial_raw ? FB_MODULE_NONE : FB_MODULE_LAYERNORM);
         TS_ADD(A, "celestial_mean", 1, n1, FB_INIT_ZERO, 0, &s->fmean, NULL);
         TS_ADD(A, "celestial_rstd", 1, n1, FB_INIT_ZERO, 0, &s->frstd, NULL);
     }
@@ -585,7 +585,9 @@ static fb_status ts_forward(model *m, const model_batch *b, float *out) {
     } else {
         FB_TRY(mha_forward(s->cx, NULL, &s->ma, hL, s->cc, s->cc, NULL, &s->att, &s->mc, Bn, S, TS_BODIES, D, D,
                            b->training, &kcel));
-        FB_TRY(layernorm_forward(s->cf, s->fmean, s->frstd, s->cx, &s->celnorm, N, D, TS_LN_EPS));
+        // 000's analysis: without LN_c the shallow path's output is far smaller than the deep one's.
+        if (m->c.celestial_raw) memcpy(s->cf, s->cx, (size_t)N * D * sizeof(float));
+        else FB_TRY(layernorm_forward(s->cf, s->fmean, s->frstd, s->cx, &s->celnorm, N, D, TS_LN_EPS));
         FB_TRY(fusion_forward(&s->method, s->z, hL, s->cf));
     }
     return linear_forward(out, s->z, &s->head, Bn, S * D, s->P);
@@ -615,8 +617,12 @@ static fb_status ts_backward(model *m, const model_batch *b, const float *dout) 
     } else {
         memset(s->dcf, 0, nd * sizeof(float));
         FB_TRY(fusion_backward(&s->method, s->dh[L], s->dcf, s->dz, hL, s->cf));
-        memset(s->dcx, 0, nd * sizeof(float));
-        FB_TRY(layernorm_backward(s->dcx, &s->dcelnorm, s->dcf, s->cx, s->fmean, s->frstd, &s->celnorm, N, D));
+        if (m->c.celestial_raw) {
+            memcpy(s->dcx, s->dcf, nd * sizeof(float));
+        } else {
+            memset(s->dcx, 0, nd * sizeof(float));
+            FB_TRY(layernorm_backward(s->dcx, &s->dcelnorm, s->dcf, s->cx, s->fmean, s->frstd, &s->celnorm, N, D));
+        }
         FB_TRY(mha_backward(s->dh[L], s->dcc, s->dcc, &s->datt, &s->dma, s->dcx, hL, s->cc, s->cc, &s->ma, &s->att,
                             &s->mc, Bn, S, TS_BODIES, D, D, b->training, &kcel));
     }

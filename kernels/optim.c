@@ -102,7 +102,7 @@ fb_status fb_sgd_update(float *restrict params, float *restrict buf, const float
 #define FB_SUMSQ_MIN_CHUNK 4096
 #define FB_SUMSQ_MAX_CHUNKS 1024
 
-static double chunk_sumsq(const float *restrict x, size_t n) {
+double fb_sumsq_serial(const float *restrict x, size_t n) {
     double acc[FB_SUMSQ_LANES] = {0};
     size_t i = 0;
     for (; i + FB_SUMSQ_LANES <= n; i += FB_SUMSQ_LANES)
@@ -123,7 +123,7 @@ double fb_sumsq(const float *x, size_t n) {
     #pragma omp parallel for schedule(static) if (n > FB_OMP_MIN_WORK)
     for (int c = 0; c < nchunks; c++) {
         size_t lo = (size_t)c * chunk, hi = lo + chunk < n ? lo + chunk : n;
-        partial[c] = chunk_sumsq(x + lo, hi - lo);
+        partial[c] = fb_sumsq_serial(x + lo, hi - lo);
     }
     double s = 0.0;
     for (int c = 0; c < nchunks; c++) s += partial[c];

@@ -47,6 +47,9 @@ fb_status fb_sgd_update(float *params, float *buf, const float *grads, size_t n,
 
 // Σ x_i² (x is (n)), in double; the order of additions depends on n only. 0 for n = 0.
 double fb_sumsq(const float *x, size_t n);
+// The same sum over one chunk on the calling thread (16 interleaved double lanes, fixed order; no
+// OpenMP region): for many short vectors, e.g. the rows of an activation.
+double fb_sumsq_serial(const float *x, size_t n);
 // sqrt(fb_sumsq): the L2 norm of a buffer or a slice of one (e.g. one tensor of a layout:
 // fb_norm2(L->base[1] + t->offset, t->numel)).
 double fb_norm2(const float *x, size_t n);

@@ -195,13 +195,17 @@ void trace_run_destroy(trace_run *r);   // NULL is fine
 // Tensor i's gradient is zero by construction (fb_tensor.grad_free): dead_parameters lists it
 // apart and does not fire for it. Out of range: ignored.
 void trace_run_expect_zero_grad(trace_run *r, int tensor);
+// Non-finite gradient values seen by trace_run_grads so far (all tensors); 0 for a NULL run.
+int64_t trace_run_nonfinite(const trace_run *r);
 
 // Recorders, from serial code, steps in increasing order. A NULL run makes each a no-op (FB_OK).
 // Every step: the loss.
 fb_status trace_run_loss(trace_run *r, int64_t step, double loss);
 // Every step: the gradients g (slot base of P, P->count == n_tensors, else FB_ERR_SHAPE): per
 // tensor "ever non-zero" (only checked until it first is) and non-finite counts.
-fb_status trace_run_grads(trace_run *r, int64_t step, const fb_layout *P, const float *g);
+// may_be_nonfinite = 0 when the caller knows every value is finite (a finite global norm: a sum of
+// float squares in double cannot overflow), which skips the count, the only full pass.
+fb_status trace_run_grads(trace_run *r, int64_t step, const fb_layout *P, const float *g, int may_be_nonfinite);
 // Every traced step of fusion point `point`: its statistics and the mean row norms of ∂loss/∂a and
 // ∂loss/∂b at that point (trace_mean_row_norm of the input gradients; NaN if unknown).
 // FB_ERR_SHAPE for a point out of range or s = NULL, FB_ERR_ALLOC.

@@ -297,7 +297,7 @@ static void test_dead_and_divergence(void **state) {
     for (int step = 0; step < 10; step++) {
         ga[step] = 0.1f;
         gb[69] = step == 4 ? -1e-3f : 0.0f;
-        assert_int_equal(trace_run_grads(r, step, &P, P.base[0]), FB_OK);
+        assert_int_equal(trace_run_grads(r, step, &P, P.base[0], 1), FB_OK);
         assert_int_equal(trace_run_loss(r, step, 1.0), FB_OK);
     }
     expect_verdict(r, "dead_parameters", "net.c", 1, 1);
@@ -307,7 +307,7 @@ static void test_dead_and_divergence(void **state) {
     expect_verdict(r, "divergence", "", 0, 1);
     // A NaN gradient in b at step 10 and an infinite loss at step 11.
     gb[3] = NAN;
-    assert_int_equal(trace_run_grads(r, 10, &P, P.base[0]), FB_OK);
+    assert_int_equal(trace_run_grads(r, 10, &P, P.base[0], 1), FB_OK);
     gb[3] = 0;
     assert_int_equal(trace_run_loss(r, 11, INFINITY), FB_OK);
     expect_verdict(r, "divergence", "net.b", 1, 1);
@@ -320,7 +320,7 @@ static void test_dead_and_divergence(void **state) {
     // Control: every tensor live.
     r = new_run(3, names, 0, NULL);
     for (int i = 0; i < 3; i++) fb_layout_ptr(&P, 0, i)[60 + i] = 2.0f;
-    assert_int_equal(trace_run_grads(r, 0, &P, P.base[0]), FB_OK);
+    assert_int_equal(trace_run_grads(r, 0, &P, P.base[0], 1), FB_OK);
     expect_verdict(r, "dead_parameters", "", 0, 1);
     trace_run_destroy(r);
     assert_int_equal(fb_layout_check_canaries(&P), 0);
@@ -344,7 +344,7 @@ static void test_dead_list_truncated(void **state) {
     }
     assert_int_equal(fb_layout_alloc(&P), FB_OK);
     trace_run *r = new_run(N, ptrs, 0, NULL);
-    assert_int_equal(trace_run_grads(r, 0, &P, P.base[0]), FB_OK);
+    assert_int_equal(trace_run_grads(r, 0, &P, P.base[0], 1), FB_OK);
     trace_verdict v[TRACE_RUN_VERDICTS];
     assert_int_equal(trace_run_verdicts(r, v, TRACE_RUN_VERDICTS), TRACE_RUN_VERDICTS);
     printf("  subject: %s\n  detail: %s\n", v[0].subject, v[0].detail);
@@ -587,7 +587,7 @@ static void test_bad_input(void **state) {
 
     // A NULL run: every recorder is a no-op, no verdicts.
     assert_int_equal(trace_run_loss(NULL, 0, 1.0), FB_OK);
-    assert_int_equal(trace_run_grads(NULL, 0, NULL, NULL), FB_OK);
+    assert_int_equal(trace_run_grads(NULL, 0, NULL, NULL, 1), FB_OK);
     assert_int_equal(trace_run_fusion(NULL, 0, 0, NULL, 0, 0), FB_OK);
     assert_int_equal(trace_run_eval_check(NULL, 0, 0), FB_OK);
     assert_int_equal(trace_run_verdicts(NULL, NULL, 0), 0);
@@ -601,8 +601,8 @@ static void test_bad_input(void **state) {
     const int one = 1;
     assert_int_equal(fb_layout_add(&P, "", "t0", 1, &one, FB_INIT_ZERO, 0, NULL, NULL), 0);
     assert_int_equal(fb_layout_alloc(&P), FB_OK);
-    expect(trace_run_grads(r, 0, &P, P.base[0]), FB_ERR_SHAPE, "layout has 1 tensors, the run 2");
-    expect(trace_run_grads(r, 0, &P, NULL), FB_ERR_SHAPE, "missing gradient buffer");
+    expect(trace_run_grads(r, 0, &P, P.base[0], 1), FB_ERR_SHAPE, "layout has 1 tensors, the run 2");
+    expect(trace_run_grads(r, 0, &P, NULL, 1), FB_ERR_SHAPE, "missing gradient buffer");
     trace_fusion_stats ok = { .ratio = 1 };
     expect(trace_run_fusion(r, 1, 0, &ok, 0, 0), FB_ERR_SHAPE, "point 1 of 1");
     expect(trace_run_fusion(r, -1, 0, &ok, 0, 0), FB_ERR_SHAPE, "point -1 of 1");
