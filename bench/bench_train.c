@@ -239,7 +239,9 @@ static double report(const train_config *c, const train_result *r, const fb_mpi_
            (long long)r->sde[FB_SDE_GATE_SATURATED], (long long)r->sde[FB_SDE_NONFINITE]);
     int fired = 0;
     for (int i = 0; i < r->n_verdicts; i++) fired += r->verdicts[i].fired;
-    if (r->n_verdicts) printf("# verdicts  %d checked, %d fired\n", r->n_verdicts, fired);
+    if (r->n_verdicts)
+        printf("# verdicts  %d checked, %d fired; NormMonitor warnings (module output norm > 100 or < 0.01 at a "
+               "traced step): %lld\n", r->n_verdicts, fired, (long long)r->norm_warnings);
     for (int i = 0; i < r->n_verdicts; i++) {
         const trace_verdict *v = &r->verdicts[i];
         if (v->fired) printf("#   FIRED   %-22s %-24s %s\n", v->name, v->subject, v->detail);

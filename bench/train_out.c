@@ -92,8 +92,11 @@ static fb_status create_traces(train_out *o, const monitor_trace *t) {
     FB_TRY(fb_h5_series_create(h, h->file, "traces/params", "tensor", t->tensor_names, t->n_tensors, pv, 3, 0,
                                &o->params));
     if (t->n_modules > 0) {
-        const fb_h5_var mv[] = { { "output_norm", "1", "mean over rows of the L2 norm over the last dim (NormMonitor)", 1 } };
-        FB_TRY(fb_h5_series_create(h, h->file, "traces/modules", "module", t->module_names, t->n_modules, mv, 1, 0,
+        const fb_h5_var mv[] = {
+            { "output_norm", "1", "mean over rows of the L2 norm over the last dim (NormMonitor)", 1 },
+            { "warning", "1", "NormMonitor's warning: +1 above 100, -1 below 0.01, 0 none", 1 },
+        };
+        FB_TRY(fb_h5_series_create(h, h->file, "traces/modules", "module", t->module_names, t->n_modules, mv, 2, 0,
                                    &o->modules));
         // Each module's kind, by label order.
         const fb_h5_column kc[] = { { "module", FB_COL_STR, "", NULL }, { "kind", FB_COL_STR, "", NULL } };
@@ -164,7 +167,7 @@ static fb_status sink_step(void *ctx, const train_result *r, int i, const monito
         const double *pv[] = { t->weight_norm, t->grad_norm, t->update_ratio };
         FB_TRY(fb_h5_series_append(o->params, step, pv));
         if (o->modules) {
-            const double *mv[] = { t->module_norm };
+            const double *mv[] = { t->module_norm, t->module_warning };
             FB_TRY(fb_h5_series_append(o->modules, step, mv));
         }
         for (int k = 0; k < t->n_points && k < MONITOR_MAX_POINTS; k++) {
@@ -312,6 +315,7 @@ static void write_summary(train_out *o, const train_result *r, const double *med
     int fired = 0;
     for (int i = 0; i < r->n_verdicts; i++) fired += r->verdicts[i].fired;
     fb_h5_attr_int(h, g, "verdicts_fired", fired);
+    fb_h5_attr_int(h, g, "norm_warnings", r->norm_warnings);
     H5Gclose(g);
 }
 

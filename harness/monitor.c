@@ -27,7 +27,8 @@ struct monitor {
     int n_modules;
     int *module_index;                 // activation tensor index of each traced module
     const char **module_names, **module_kinds;
-    double *module_norm;
+    double *module_norm, *module_warning;
+    int64_t module_warnings;           // NormMonitor warnings over the traced steps
     trace_fusion_stats stats[MONITOR_MAX_POINTS];
     double grad_a[MONITOR_MAX_POINTS], grad_b[MONITOR_MAX_POINTS];
     monitor_trace trace;
@@ -56,7 +57,9 @@ static fb_status find_modules(monitor *mon) {
     mon->module_names = calloc((size_t)A->count + 1, sizeof(char *));
     mon->module_kinds = calloc((size_t)A->count + 1, sizeof(char *));
     mon->module_norm = calloc((size_t)A->count + 1, sizeof(double));
-    FB_REQUIRE(mon->module_index && mon->module_names && mon->module_kinds && mon->module_norm, FB_ERR_ALLOC,
+    mon->module_warning = calloc((size_t)A->count + 1, sizeof(double));
+    FB_REQUIRE(mon->module_index && mon->module_names && mon->module_kinds && mon->module_norm && mon->module_warning,
+               FB_ERR_ALLOC,
                "monitor: no memory for %d module slots", A->count);
     for (int i = 0; i < A->count; i++) {
         const fb_tensor *t = &A->tensors[i];
@@ -95,6 +98,7 @@ static fb_status create_traces(monitor *mon) {
     t->module_names = mon->module_names;
     t->module_kinds = mon->module_kinds;
     t->module_norm = mon->module_norm;
+    t->module_warning = mon->module_warning;
     t->n_points = mon->n_points;
     t->point_names = mon->point_names;
     t->point = mon->stats;
@@ -147,7 +151,7 @@ void monitor_destroy(monitor *mon) {
     }
     trace_run_destroy(mon->run);
     free(mon->tensor_names); free(mon->wnorm); free(mon->gnorm); free(mon->ratio); free(mon->scratch); free(mon->w_prev);
-    free(mon->module_index); free(mon->module_names); free(mon->module_kinds); free(mon->module_norm);
+    free(mon->module_index); free(mon->module_names); free(mon->module_kinds); free(mon->module_norm); free(mon->module_warning);
     free(mon);
 }
 
@@ -216,6 +220,8 @@ void monitor_after_forward(monitor *mon, int64_t step) {
         const fb_tensor *t = &A->tensors[mon->module_index[j]];
         const int cols = t->module_cols > 0 ? t->module_cols : t->shape[t->ndim - 1];
         mon->module_norm[j] = trace_mean_row_norm(A->base[0] + t->offset, t->numel / (size_t)cols, cols);
+        mon->module_warning[j] = trace_norm_warning(mon->module_norm[j]);
+        mon->module_warnings += mon->module_warning[j] != 0;
     }
     for (int k = 0; k < mon->n_points; k++) {
         point_stats(mon, k);
@@ -304,3 +310,5 @@ void monitor_point_summary(const monitor *mon, int point, double *mean_ratio, do
 }
 
 prof_counters *monitor_counters(monitor *mon) { return mon ? mon->pc : NULL; }
+
+int64_t monitor_norm_warnings(const monitor *mon) { return mon ? mon->module_warnings : 0; }

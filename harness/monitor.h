@@ -41,6 +41,7 @@ typedef struct {
     const char *const *module_names;                          // activation tensors' names
     const char *const *module_kinds;                          // "linear", "layernorm", "attention", "fusion"
     const double *module_norm;                                // (n_modules) mean L2 norm over the last dim
+    const double *module_warning;                             // (n_modules) NormMonitor: +1 above 100, -1 below 0.01, else 0
     int n_points;
     const char *const *point_names;
     const trace_fusion_stats *point;                          // (n_points)
@@ -92,3 +93,4 @@ int monitor_points(const monitor *mon, const char *const **names);
 void monitor_point_summary(const monitor *mon, int point, double *mean_ratio, double *min_ratio, double *max_ratio,
                            int64_t *imbalance_warnings);
 prof_counters *monitor_counters(monitor *mon);   // NULL when counting is off
+int64_t monitor_norm_warnings(const monitor *mon);   // NormMonitor warnings (module, traced step) so far

@@ -618,7 +618,10 @@ static fb_status run(trainer *t, const train_config *c, train_result *res) {
     res->wall = MPI_Wtime() - wall0;
     FB_TRY(par_agree(&t->comm, check_replicas_agree(t, c->steps - 1)));
     FB_TRY(par_agree(&t->comm, gather_counters(t, res)));
-    if (t->rank == 0) res->n_verdicts = monitor_verdicts(t->mon, res->verdicts, TRAIN_MAX_VERDICTS);
+    if (t->rank == 0) {
+        res->n_verdicts = monitor_verdicts(t->mon, res->verdicts, TRAIN_MAX_VERDICTS);
+        res->norm_warnings = monitor_norm_warnings(t->mon);
+    }
     snprintf(res->param_checksum, sizeof res->param_checksum, "%016llx", (unsigned long long)param_hash(&t->P));
     return FB_OK;
 }

@@ -89,6 +89,7 @@ struct train_result {
     int64_t *region_calls;       // (ranks, regions)
     int64_t sde[FB_SDE_COUNT];   // fusebench's SDE counters, summed over ranks
     // Verdicts (rank 0).
+    int64_t norm_warnings;       // NormMonitor warnings over the traced steps (module output norms > 100 or < 0.01)
     int n_verdicts;
     trace_verdict verdicts[TRAIN_MAX_VERDICTS];
 };
