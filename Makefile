@@ -21,7 +21,7 @@ LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 # hdf5_hl (dimension scales, io/h5trace.c): pkg-config hdf5-openmpi names only -lhdf5; its -L finds it.
 LDLIBS   = -lhdf5_hl $(PKG_LIBS) -lsde -lm
 
-LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c)
+LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c datasets/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
