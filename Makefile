@@ -19,7 +19,9 @@ CODEGEN  = $(strip $(OPT) $(ARCH) $(SAN)) -fopenmp -fno-math-errno
 CFLAGS   = $(CODEGEN) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -DFB_SOURCE_DIR=\"$(CURDIR)\" $(PKG_CFLAGS)
 LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 # hdf5_hl (dimension scales, io/h5trace.c): pkg-config hdf5-openmpi names only -lhdf5; its -L finds it.
-LDLIBS   = -lhdf5_hl $(PKG_LIBS) -lsde -lm
+# libssu (Striped UniFrac, datasets/unifrac.c) has no pkg-config file; --as-needed links it (and the
+# C++ runtime and serial HDF5 it pulls in) only into binaries that call it.
+LDLIBS   = -lhdf5_hl $(PKG_LIBS) -lsde -Wl,--push-state,--as-needed -lssu -Wl,--pop-state -lm
 
 LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c datasets/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -35,8 +37,23 @@ FUSEBENCH := bench/fusebench
 FLAGS_STAMP := $(BUILD)/compile-flags
 BUILD_INFO  := $(BUILD)/gen/build_info.c
 
+# libFuzzer targets (fuzz/fuzz_<name>.c): clang with ASan + UBSan, linked with the few sources a
+# parser needs (not the MPI/HDF5 library). `make fuzz` runs each for FUZZ_SECONDS from its seed
+# corpus fuzz/corpus/<name>/ (read only; new inputs go to $(BUILD)/fuzz/corpus-<name>/).
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := datasets/newick.c datasets/strindex.c datasets/structs.c kernels/common.c \
+                $(wildcard datasets/metadata.c)
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 60
+# Can clang link a libFuzzer binary here (clang + libclang-rt-dev installed)?
+FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }' | \
+             $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
+
 .SECONDARY:
-.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help FORCE
+.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build FORCE
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
@@ -45,6 +62,7 @@ help:
 	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
 	@echo "make compare-torch  fusion methods vs PyTorch, same shapes and threads (SMALL=1: small shapes)"
+	@echo "make fuzz       build the libFuzzer targets (fuzz/) and run each FUZZ_SECONDS (default 60)"
 	@echo "make deps       install missing Debian packages (root) or print the apt-get line"
 	@echo "make clean      remove build outputs (results/ is kept)"
 	@echo "variables: ARCH=$(ARCH) OPT=$(OPT) BUILD=$(BUILD) THREADS=<n> for make run"
@@ -59,8 +77,8 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory test-only
 
-test-only: $(TEST_BIN) $(FUSEBENCH)
-	@FUSEBENCH=$(FUSEBENCH) FB_SKIP_MPI_TESTS=$(if $(SAN),1,0) tests/run_tests.sh $(BUILD)/tests
+test-only: $(TEST_BIN) $(FUSEBENCH) $(if $(SAN),,fuzz-build)
+	@FUSEBENCH=$(FUSEBENCH) FB_FUZZ_DIR=$(BUILD)/fuzz FB_SKIP_MPI_TESTS=$(if $(SAN),1,0) tests/run_tests.sh $(BUILD)/tests
 
 # Sanitized build: its own build folder, -O1 for readable reports. Leak checking stays on; the
 # suppressions file names one leak inside PAPI's libsde (see the file).
@@ -81,6 +99,25 @@ compare-torch:
 	@scripts/deps.sh refs
 	@$(MAKE) --no-print-directory $(FUSEBENCH)
 	/usr/bin/python3 bench/compare_torch.py --threads $(or $(THREADS),1,2) $(if $(SMALL),--small,)
+
+# The fuzzers are built when clang can link them; otherwise tests/test_fuzz.sh says they were skipped.
+fuzz-build:
+	@if $(FUZZ_PROBE); then $(MAKE) --no-print-directory -s $(FUZZ_BIN); \
+	else echo "fuzz: clang cannot link -fsanitize=fuzzer (make deps installs clang and libclang-rt-dev): fuzzers not built"; fi
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@for name in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$name $(BUILD)/fuzz/artifacts-$$name; \
+	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    $$( [ -f fuzz/$$name.dict ] && echo -dict=fuzz/$$name.dict ) \
+	    -artifact_prefix=$(BUILD)/fuzz/artifacts-$$name/ $(BUILD)/fuzz/corpus-$$name fuzz/corpus/$$name || exit 1; \
+	done
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard datasets/*.h kernels/common.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC)
 
 # Rebuilt whole: kernels/attention.o and kernels/fusion/attention.o share a member name, which
 # `ar r` on an existing archive would confuse.

@@ -22,6 +22,7 @@
 #include "machine.h"
 #include "mpi_run.h"
 #include "train_out.h"
+#include "../datasets/microbiome_files.h"
 
 #define PROG "fusebench train"
 
@@ -29,6 +30,9 @@ typedef struct {
     const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
     int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
     int trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step, celestial_raw;
+    const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select;
+    double rarefy;
+    int tokens;
     const char *papi_events;
     int D, H, layers, F;
     double bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
@@ -298,11 +302,81 @@ static int measure_overhead(const train_config *base, const fb_mpi_run *run) {
     return FB_EXIT_OK;
 }
 
-static int train_main(int argc, char **argv, fb_mpi_run *run) {
+// ---- Microbiome data from files (--table ...) ----
+
+typedef struct { int dataparallel, B, n, rank; } share;
+
+// Which dataset samples this rank holds: row g of step s is sample (s·B + g) mod N, so with B
+// dividing N rank r only ever sees the samples k with k mod B in its rows [r·n, r·n + n); otherwise
+// every sample passes through every rank. DataParallel: rank 0 makes every batch.
+static int wanted(void *ctx, int64_t k, int n_total) {
+    const share *s = ctx;
+    if (s->dataparallel) return s->rank == 0;
+    if (n_total % s->B != 0) return 1;
+    const int64_t g = k % s->B;
+    return g >= (int64_t)s->rank * s->n && g < (int64_t)(s->rank + 1) * s->n;
+}
+
+static int load_microbiome(const topts *o, const fb_mpi_run *run, train_config *c, fb_microbiome_data *d) {
+    const char *why = strcmp(c->scenario->name, "microbiome") != 0 ? "--table, --tree, --metadata and --unifrac "
+                      "belong to the microbiome scenario" : !o->table || !o->tree || !o->metadata
+                      ? "--table, --tree and --metadata go together" : NULL;
+    fb_select_mode mode = FB_SELECT_ABUNDANCE;
+    if (!why && strcmp(o->asv_select, "abundance") != 0)
+        mode = !strcmp(o->asv_select, "first") ? FB_SELECT_FIRST : !strcmp(o->asv_select, "random") ? FB_SELECT_RANDOM
+                                                                                                      : (fb_select_mode)-1;
+    if (!why && (int)mode < 0) why = "--asv-select must be first, abundance or random";
+    if (why) {
+        if (run->rank == 0) fprintf(stderr, PROG ": %s\n", why);
+        return -1;
+    }
+    const fb_microbiome_files f = { .table = o->table, .tree = o->tree, .metadata = o->metadata, .unifrac = o->unifrac,
+                                    .target = o->target_column, .depth = (int64_t)o->rarefy, .max_tokens = o->tokens,
+                                    .select = mode, .seed = c->model.seed, .threads = o->threads };
+    // Rank 0 decides the dataset's samples (it reads every sample's counts once); the others learn it.
+    fb_microbiome_plan plan = {0};
+    fb_status st = run->rank == 0 ? fb_microbiome_plan_make(&f, &plan) : FB_OK;
+    if (!fb_mpi_all_ok(st == FB_OK)) {
+        if (run->rank == 0) fprintf(stderr, PROG ": %s\n", fb_last_error());
+        return -1;
+    }
+    long long head[4] = { plan.n_total, plan.n_dropped, plan.min_total, plan.max_total };
+    MPI_Bcast(head, 4, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    if (run->rank != 0) {
+        plan.n_total = (int)head[0];
+        plan.file_index = malloc((size_t)(plan.n_total ? plan.n_total : 1) * sizeof(int32_t));
+    }
+    MPI_Bcast(plan.file_index, plan.n_total, MPI_INT32_T, 0, MPI_COMM_WORLD);
+    if (run->rank == 0) {
+        printf("# data      %s: %d samples (reads per sample %lld..%lld)", o->table, plan.n_total, head[2], head[3]);
+        if (plan.n_dropped) {
+            printf("; %d below the rarefaction depth %.0f dropped:", plan.n_dropped, o->rarefy);
+            for (int i = 0; i < plan.n_dropped && i < 8; i++) printf(" %s", plan.dropped[i]);
+            if (plan.n_dropped > 8) printf(" ... (+%d)", plan.n_dropped - 8);
+        }
+        printf("\n");
+        if (c->strategy == TRAIN_DDP && plan.n_total % c->batch)
+            printf("# data      the global batch %d does not divide the %d samples: every rank holds them all "
+                   "(a dividing batch lets each rank read only its own)\n", c->batch, plan.n_total);
+    }
+    share s = { .dataparallel = c->strategy == TRAIN_DATAPARALLEL, .B = c->batch, .n = c->batch / run->size,
+                .rank = run->rank };
+    st = fb_microbiome_load(&f, &plan, wanted, &s, d);
+    fb_microbiome_plan_free(&plan);
+    if (!fb_mpi_all_ok(st == FB_OK)) {
+        if (st != FB_OK) fprintf(stderr, PROG ": rank %d: %s\n", run->rank, fb_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+// data: the microbiome files' samples when --table is given (freed by the caller).
+static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data *data) {
     topts o = { .parallel = "ddp", .pairs = "local", .optimizer = "adamw", .steps = 100, .threads = 1, .warmup = -1,
                 .bucket_mb = 25.0, .first_bucket_mb = 1.0, .lr = -1, .lr_min = 0, .weight_decay = -1, .momentum = -1,
                 .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1,
-                .trace_every = 10, .eval_check_every = 100, .flush_every = 50, .kill_at_step = -1 };
+                .trace_every = 10, .eval_check_every = 100, .flush_every = 50, .kill_at_step = -1,
+                .target_column = "target", .asv_select = "abundance", .rarefy = 5000, .tokens = 32 };
     const fb_option opts[] = {
         { "scenario", FB_OPT_STRING, &o.scenario, "NAME", "timeseries, multimodal or microbiome (required)", 1, 0, 0 },
         { "method", FB_OPT_STRING, &o.method, "NAME", "fusion method (`fusebench list`) [default: the scenario's]", 1, 0, 0 },
@@ -327,6 +401,19 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
         { "heads", FB_OPT_INT, &o.H, "H", "attention heads [default: the scenario's]", 0, 1024, 0 },
         { "layers", FB_OPT_INT, &o.layers, "N", "transformer layers [default: the scenario's]", 0, 1024, 0 },
         { "ffn", FB_OPT_INT, &o.F, "F", "feed-forward width [default: the scenario's]", 0, 1 << 20, 0 },
+        { "table", FB_OPT_STRING, &o.table, "FILE", "microbiome: a BIOM 2.1 table (with --tree and --metadata) instead\n"
+          "of the synthetic generator; `fusebench data make` writes an example", 1, 0, 0 },
+        { "tree", FB_OPT_STRING, &o.tree, "FILE", "microbiome: Newick tree whose tips include every observation", 1, 0, 0 },
+        { "metadata", FB_OPT_STRING, &o.metadata, "FILE", "microbiome: TSV with a sample_id column, the target and\n"
+          "categorical columns (every other column, sorted by name)", 1, 0, 0 },
+        { "unifrac", FB_OPT_STRING, &o.unifrac, "FILE", "microbiome: UniFrac matrix (Striped UniFrac HDF5: order + matrix,\n"
+          "or distances); without it, computed with libssu (unweighted)", 1, 0, 0 },
+        { "target-column", FB_OPT_STRING, &o.target_column, "NAME", "microbiome: the numeric target column", 1, 0, 0 },
+        { "rarefy", FB_OPT_DOUBLE, &o.rarefy, "DEPTH", "microbiome files: rarefaction depth (samples below it are dropped\n"
+          "and listed); 0 = none", 0, 1e12, 0 },
+        { "tokens", FB_OPT_INT, &o.tokens, "S", "microbiome files: ASVs kept per sample", 1, 1 << 16, 0 },
+        { "asv-select", FB_OPT_STRING, &o.asv_select, "MODE", "microbiome files: which ASVs when a sample has more than\n"
+          "--tokens: first, abundance or random", 1, 0, 0 },
         { "celestial-raw", FB_OPT_FLAG, &o.celestial_raw, NULL, "timeseries: no LayerNorm on the celestial path (the\n"
           "000 document's state before its fix: a magnitude imbalance)", 1, 0, 0 },
         { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },
@@ -366,6 +453,10 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
     train_config c;
     if (build_config(&o, run->rank, run->size, &c) != 0) return FB_EXIT_USAGE;
     fb_set_threads(o.threads);
+    if (o.table || o.tree || o.metadata || o.unifrac) {
+        if (load_microbiome(&o, run, &c, data) != 0) return FB_EXIT_FAIL;
+        c.model.microbiome_data = data;
+    }
     char path[1100] = "";
     if (!o.no_h5 && fb_mpi_results_path(run, PROG, o.out, "train", path, sizeof path) != 0) return FB_EXIT_FAIL;
     if (fb_mpi_census(run) != 0) return FB_EXIT_FAIL;
@@ -435,7 +526,9 @@ static int train_main(int argc, char **argv, fb_mpi_run *run) {
 int bench_train_main(int argc, char **argv) {
     fb_mpi_run run;
     if (fb_mpi_start(&run, &argc, &argv, PROG) != 0) return FB_EXIT_FAIL;
-    int rc = train_main(argc, argv, &run);
+    fb_microbiome_data data = {0};
+    int rc = train_main(argc, argv, &run, &data);
+    fb_microbiome_data_free(&data);
     fb_mpi_end(&run);
     return rc;
 }

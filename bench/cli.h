@@ -19,6 +19,7 @@ int bench_describe_main(int argc, char **argv);  // bench_methods.c
 int bench_comm_main(int argc, char **argv);      // bench_comm.c; calls MPI_Init/MPI_Finalize
 int bench_counters_main(int argc, char **argv);  // bench_counters.c: PAPI counters, SDE, boundary cost
 int bench_train_main(int argc, char **argv);     // bench_train.c; calls MPI_Init/MPI_Finalize
+int bench_data_main(int argc, char **argv);      // bench_data.c: data make (files), data unifrac (MPI)
 
 // ---- Options ----
 //

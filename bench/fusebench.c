@@ -23,6 +23,9 @@ static const fb_subcommand subcommands[] = {
     { "train", bench_train_main,
       "train a scenario model (timeseries, multimodal, microbiome) with a fusion method,\n"
       "             data-parallel under MPI (dataparallel or ddp); per-step phase times" },
+    { "data", bench_data_main,
+      "datasets: `data make` writes a synthetic microbiome as BIOM + Newick + TSV + UniFrac\n"
+      "             files; `data unifrac` computes a UniFrac matrix across MPI ranks (libssu)" },
     { "counters", bench_counters_main,
       "which PAPI events this machine can count (and why not), per-thread per-phase counts\n"
       "             of a known workload, and the cost of one phase boundary" },

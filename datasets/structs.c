@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "metadata.h"
+#include "microbiome_data.h"
 #include "table.h"
 #include "tree.h"
 
@@ -31,4 +32,28 @@ void fb_metadata_free(fb_metadata *m) {
     free_strings(m->col_names, m->n_cols);
     free_strings(m->sample_ids, m->n_samples);
     memset(m, 0, sizeof *m);
+}
+
+void fb_microbiome_data_free(fb_microbiome_data *d) {
+    free(d->index);
+    free(d->tokens);
+    free(d->log_abund);
+    free(d->cats);
+    free(d->target);
+    free(d->unifrac);
+    free_strings(d->sample_ids, d->n);
+    free_strings(d->column_names, d->K);
+    free(d->target_name);
+    memset(d, 0, sizeof *d);
+}
+
+int fb_microbiome_data_row(const fb_microbiome_data *d, int64_t k) {
+    int lo = 0, hi = d->n - 1;
+    while (lo <= hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (d->index[mid] == k) return mid;
+        if (d->index[mid] < k) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
 }

@@ -22,6 +22,7 @@
 #include "../kernels/common.h"
 #include "../kernels/layout.h"
 #include "../kernels/fusion/fusion.h"
+#include "../datasets/microbiome_data.h"
 
 #define MODEL_MAX_TERMS 4
 #define MODEL_MAX_FUSION_POINTS 4
@@ -48,6 +49,8 @@ typedef struct {
     int celestial_raw;      // timeseries: 1 = no LN_c on the celestial path (000's "before the fix")
     int classes, feat_a, feat_b;                        // multimodal
     int max_asvs, vocab, columns, card, cat_dim;        // microbiome
+    const fb_microbiome_data *microbiome_data;          // microbiome: samples from files (NULL: synthetic);
+                                                        // sets max_asvs, vocab, columns and card
 } model_config;
 
 typedef struct model model;

@@ -208,6 +208,7 @@ typedef struct {
     float *base, *shift, *offset, *ucl, *vint, *amain;
     int *parent;                             // nodes: 0 root, 1..V leaves, V+1..V+G clades
     float *blen;
+    const fb_microbiome_data *data;          // samples from files, or NULL (the generator)
     // Parameter-tensor indices where backward's stages begin (model_grads_ready; DDP buckets).
     int first_cat, first_fusion, first_head;
 } mb_self;
@@ -517,6 +518,16 @@ static fb_status mb_constants(mb_self *s) {
 
 static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     model_config *c = &m->c;
+    const fb_microbiome_data *data = c->microbiome_data;
+    if (data) {   // the files decide the token count, vocabulary and categorical columns
+        FB_REQUIRE(data->n_total > 0 && data->S > 0 && data->V > 0 && data->K > 0 && data->card > 0, FB_ERR_CONFIG,
+                   "microbiome: the dataset is empty (%d samples, %d tokens, %d ASVs, %d columns)", data->n_total,
+                   data->S, data->V, data->K);
+        c->max_asvs = data->S;
+        c->vocab = data->V;
+        c->columns = data->K;
+        c->card = data->card;
+    }
     if (!c->D) c->D = MB_D;
     if (!c->H) c->H = MB_H;
     if (!c->layers) c->layers = MB_LAYERS;
@@ -545,6 +556,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     s->B = c->B; s->S = c->max_asvs; s->D = c->D; s->V = c->vocab; s->K = c->columns; s->card = c->card;
     s->E = c->cat_dim; s->G = c->vocab < MB_CLADES ? c->vocab : MB_CLADES;
     s->dropout = c->dropout; s->seed = c->seed;
+    s->data = data;
     s->onehot = mb_wants_onehot(m->method);
     const int B = s->B, S = s->S, D = s->D, K = s->K, E = s->E;
     m->in_stride = 2 * S + K;
@@ -645,8 +657,35 @@ static int mb_has(const int *ids, int n, int v) {
     return 0;
 }
 
+// Sample `index` from the files: dataset sample index mod n_total (the run cycles through them).
+// x as the generator's; y = [target, dataset index, 0...] (the loss looks the UniFrac distances up
+// by index). A sample this process does not hold gets index -1, which the loss reports.
+static void mb_sample_data(const mb_self *s, uint64_t index, float *x, float *y) {
+    const fb_microbiome_data *d = s->data;
+    const int S = s->S, K = s->K;
+    const int64_t k = (int64_t)(index % (uint64_t)d->n_total);
+    const int row = fb_microbiome_data_row(d, k);
+    memset(y, 0, (size_t)(1 + S) * sizeof(float));
+    if (row < 0) {
+        memset(x, 0, (size_t)(2 * S + K) * sizeof(float));
+        y[1] = -1.0f;
+        return;
+    }
+    for (int t = 0; t < S; t++) {
+        x[t] = (float)d->tokens[(size_t)row * S + t];
+        x[S + t] = d->log_abund[(size_t)row * S + t];
+    }
+    for (int j = 0; j < K; j++) x[2 * S + j] = (float)d->cats[(size_t)row * K + j];
+    y[0] = d->target[row];
+    y[1] = (float)k;
+}
+
 static void mb_sample(const model *m, uint64_t index, float *x, float *y) {
     const mb_self *s = m->self;
+    if (s->data) {
+        mb_sample_data(s, index, x, y);
+        return;
+    }
     const int S = s->S, V = s->V, K = s->K, card = s->card, G = s->G;
     const uint64_t seed = mb_mix(mb_mix(s->seed ^ TAG_DATA) ^ mb_mix(index));
     const fb_rng_key ku = {.seed = seed, .step = 0, .site = 0};   // uniforms and normals apart
@@ -976,6 +1015,31 @@ static fb_status mb_backward(model *m, const model_batch *b, const float *dout) 
 // ---------------------------------------------------------------------------------------------
 // Loss
 
+// T (N, N) upper triangle, from the files' UniFrac matrix: the pairs (i < j, same block of k rows)
+// the loss reads for rows [r0, r1) — those with an end in the range. Each held sample carries its
+// row of distances to every sample, so a pair needs one held end (the range's rows are this
+// process's own: DDP's rank rows, or every row on DataParallel's rank 0).
+static fb_status mb_data_distances(const fb_microbiome_data *d, const float *y, int ys, int N, int k, int r0, int r1,
+                                   float *T) {
+    for (int i = 0; i < N; i++) {
+        const float ki = y[(size_t)i * ys + 1];
+        FB_REQUIRE(ki >= 0.0f, FB_ERR_CONFIG,
+                   "microbiome loss: row %d holds a sample this rank did not load (a dataset/batch mismatch)", i);
+        const int row_i = fb_microbiome_data_row(d, (int64_t)ki);
+        for (int j = i + 1; j < (i / k + 1) * k; j++) {
+            if (!((i >= r0 && i < r1) || (j >= r0 && j < r1))) continue;
+            const float kj = y[(size_t)j * ys + 1];
+            const int row_j = kj >= 0.0f ? fb_microbiome_data_row(d, (int64_t)kj) : -1;
+            FB_REQUIRE(row_i >= 0 || row_j >= 0, FB_ERR_CONFIG,
+                       "microbiome loss: UniFrac distance of samples %.0f and %.0f: neither is loaded here", (double)ki,
+                       (double)kj);
+            T[(size_t)i * N + j] = row_i >= 0 ? d->unifrac[(size_t)row_i * d->n_total + (size_t)kj]
+                                              : d->unifrac[(size_t)row_j * d->n_total + (size_t)ki];
+        }
+    }
+    return FB_OK;
+}
+
 static fb_status mb_loss(const model *m, const float *out, const float *y, int N, int r0, int r1, int pair_block,
                          double *terms, float *dout_rows) {
     const mb_self *s = m->self;
@@ -1001,6 +1065,7 @@ static fb_status mb_loss(const model *m, const float *out, const float *y, int N
         pred[i] = out[(size_t)i * od];
         tgt[i] = y[(size_t)i * ys];
         memcpy(e + (size_t)i * D, out + (size_t)i * od + 1, (size_t)D * sizeof(float));
+        if (s->data) continue;   // y[1] is the dataset index (mb_data_distances)
         int c = 0;
         for (int t = 0; t < S; t++) {
             float v = y[(size_t)i * ys + 1 + t];
@@ -1023,10 +1088,15 @@ static fb_status mb_loss(const model *m, const float *out, const float *y, int N
     }
     // UniFrac targets of the counted pairs.
     const int k = pair_block ? pair_block : N;
-    for (int i = 0; i < N; i++)
-        for (int j = i + 1; j < (i / k + 1) * k; j++)
-            T[(size_t)i * N + j] = (float)microbiome_unifrac(s->parent, s->blen, n_nodes, leaves + (size_t)i * S,
-                                                             nleaves[i], leaves + (size_t)j * S, nleaves[j], mark, list);
+    if (s->data) {
+        if ((st = mb_data_distances(s->data, y, ys, N, k, r0, r1, T)) != FB_OK) goto done;
+    } else {
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < (i / k + 1) * k; j++)
+                T[(size_t)i * N + j] = (float)microbiome_unifrac(s->parent, s->blen, n_nodes, leaves + (size_t)i * S,
+                                                                 nleaves[i], leaves + (size_t)j * S, nleaves[j], mark,
+                                                                 list);
+    }
     if ((st = unifrac_pairwise_loss(&terms[1], rows ? de : NULL, e, T, N, D, pair_block, r0, r1, 1.0f)) != FB_OK)
         goto done;
     if (dout_rows)

@@ -5,9 +5,14 @@
 #   extra sets: refs (PyTorch, for `make refs` and `make compare-torch`)
 set -eu
 
+# libssu-dev: Striped UniFrac's C API (datasets/unifrac.c); unifrac-tools (ssu), python3-skbio and
+# python3-biom-format: the references tests/test_unifrac.c compares with; clang + libclang-rt-dev:
+# libFuzzer for fuzz/ (tests/test_fuzz.sh, make fuzz).
+
 BASE="build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
 libpapi-dev papi-tools libopenblas-openmp-dev libcmocka-dev python3 python3-h5py python3-xarray python3-h5netcdf \
-python3-matplotlib python3-numpy"
+python3-matplotlib python3-numpy \
+libssu-dev unifrac-tools python3-biom-format python3-skbio clang libclang-rt-dev"
 REFS="python3-torch"
 
 wanted="$BASE"
