@@ -55,6 +55,16 @@ def main(argv):
             fail(f"step {int(per_step.argmax())}: loss {a['loss'][per_step.argmax()]!r} vs {b['loss'][per_step.argmax()]!r}")
         if e > rtol:
             fail(f"final parameters differ by {e:.2e} (relative, max norm)")
+    elif mode == "losses":   # losses A B RTOL: per-step losses only (no checkpoints)
+        a, b = steps(argv[2]), steps(argv[3])
+        rtol = float(argv[4])
+        if len(a["loss"]) != len(b["loss"]):
+            fail(f"step counts differ: {len(a['loss'])} vs {len(b['loss'])}")
+        per_step = np.abs(a["loss"] - b["loss"]) / np.maximum(np.abs(b["loss"]), 1e-30)
+        print(f"      losses over {len(per_step)} steps: worst relative difference {per_step.max():.2e} "
+              f"(tolerance {rtol:g})")
+        if per_step.max() > rtol:
+            fail(f"step {int(per_step.argmax())}: loss {a['loss'][per_step.argmax()]!r} vs {b['loss'][per_step.argmax()]!r}")
     elif mode == "equal":
         a, b = steps(argv[2]), steps(argv[3])
         for c in a:
