@@ -162,6 +162,14 @@ static fb_status read_file(const char *path, FILE *f, fb_metadata *m) {
             st = fb_fail(FB_ERR_IO, "%s line %d: a NUL byte (is this a text file?)", path, lineno);
             break;
         }
+        // pandas ends a line at a lone CR; a value cannot hold one either (fb_metadata_write could
+        // not write it back): say so rather than guess which was meant.
+        const char *cr = memchr(text, '\r', (size_t)len);
+        if (cr) {
+            st = fb_fail(FB_ERR_IO, "%s line %d col %d: a carriage return inside the line (old Mac line ends? "
+                         "convert them to \\n)", path, lineno, (int)(cr - text) + 1);
+            break;
+        }
         if (!header.n) {
             st = split_fields(path, lineno, text, &header);
             for (size_t c = 0; c < header.n; c++) strip(header.s[c]);

@@ -15,7 +15,7 @@ void fb_metadata_free(fb_metadata *m);
 // ---- The TSV (what the source reads with pandas.read_csv(sep="\t", encoding="utf-8-sig")) ----
 //
 // Reading:
-//   - UTF-8; a leading byte-order mark is dropped. Lines end with \n or \r\n; the last line may
+//   - UTF-8; a leading byte-order mark is dropped. Lines end with \n or \r\n (a lone \r is refused); the last line may
 //     lack its newline; blank lines are skipped (pandas' skip_blank_lines).
 //   - The first non-blank line is the header. Column names are stripped of surrounding blanks (as
 //     the source does), must be non-empty and distinct. The sample id column is the one named

@@ -10,12 +10,14 @@
 // and [comments] as parts of labels, toggles on every quote, and aborts the process on a label
 // holding ':' without a length. Labels holding a quote cannot be passed at all and are refused.
 // libssu parses lengths with std::stof, i.e. as float32 (exactly what ssu, and the source
-// system, compute with), so distances differ from scikit-bio's (float64 lengths) by ~1e-7
-// relative. A missing length counts as 0 (libssu and scikit-bio agree).
-// Before libssu runs, the table is read (datasets/biom.h) and every observation must be a tip of
-// the tree (fb_tree_check_table: libssu would only say "table and tree do not overlap", or skip
-// them); libssu itself then reads the table again through its own HDF5 (the serial build; symbol
-// versioning keeps it apart from our Open MPI build in the same process).
+// system, compute with), so fp64 distances differ from scikit-bio's (float64 lengths) by about
+// 1e-8 (tests/test_unifrac.c prints the figures). A missing length counts as 0 (libssu and
+// scikit-bio agree).
+// Before libssu runs, the table's ids are read (only observation/ids and sample/ids, after
+// checking that the eight datasets libssu opens exist: it aborts the process on a missing one) and
+// every observation must be a tip of the tree (fb_tree_check_table: libssu would only say "table
+// and tree do not overlap"). libssu then reads the whole table through its own HDF5 (Debian's
+// serial build; symbol versioning keeps it apart from our Open MPI build in the same process).
 //
 // Methods: libssu's "unweighted_fp64" / "weighted_normalized_fp64" / "weighted_unnormalized_fp64"
 // and their "_fp32" forms (libssu's bare "unweighted" means fp32). Variance adjustment off,

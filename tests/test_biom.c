@@ -611,6 +611,8 @@ static void test_benchmark(void **state) {
     printf("bench biom_read_quarter_strided_s %.3f\n", t5 - t4);
     printf("bench rarefy_5000_s %.3f (%d threads, %d samples dropped)\n", t6 - t5, omp_get_max_threads(), n_dropped);
     set_threads(1);
+    for (int i = 0; i < n_dropped; i++) free(dropped[i]);
+    free(dropped);
     fb_table_free(&all);
     all = read_ok(path, NULL, 0);
     double t7 = now_s();

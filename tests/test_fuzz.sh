@@ -22,15 +22,15 @@ for src in fuzz/fuzz_*.c; do
   dict=""
   [ -f "fuzz/$target.dict" ] && dict="-dict=fuzz/$target.dict"
   # shellcheck disable=SC2086
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $dict \
+  TMPDIR="$tmp" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $dict \
     -artifact_prefix="$tmp/artifacts-$target/" "$tmp/corpus-$target" "fuzz/corpus/$target" >"$tmp/log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/log")
   if [ "$rc" -eq 0 ]; then pass "$name: ${seconds} s, ${runs:-?} executions, no crash"
   else
-    fail "$name (exit $rc): report and input (base64) below; reproduce with: $bin <input file>"
-    grep -v '^#' "$tmp/log" | tail -n 40 | sed 's/^/      /'
-    for a in "$tmp/artifacts-$target"/*; do [ -f "$a" ] && { echo "      input (base64):"; base64 "$a" | sed 's/^/      /'; }; done
+    fail "$name (exit $rc): the report and the input (Base64) below; reproduce with: $bin <input file>"
+    { grep -E '^(PROPERTY FAILED|==[0-9]+==ERROR)' "$tmp/log"; grep -v '^#' "$tmp/log" | tail -n 12; } |
+      sed 's/^/      /'
   fi
 done
 [ "$failed" -eq 0 ]
