@@ -17,6 +17,8 @@
 #include "../datasets/newick.h"
 #include "../datasets/synth_microbiome.h"
 #include "../datasets/unifrac.h"
+#include "../harness/model.h"
+#include "../io/h5out.h"
 #include "cli.h"
 #include "machine.h"
 #include "mpi_run.h"
@@ -36,18 +38,94 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-// ---------------------------------------------------------------- make
+// ---------------------------------------------------------------- make: records of any scenario
+
+// DIR/<scenario>-records.h5: N samples of the scenario's in-memory generator, as the training loop
+// sees them (x (N, in_stride), y (N, y_stride), float32) with the record layout and the sizes.
+static int make_records(const char *name, const char *out, int samples, int seed) {
+    const scenario *sc = scenario_find(name);
+    if (!sc) {
+        fprintf(stderr, PROG " make: --scenario '%s' is unknown (timeseries, multimodal, microbiome)\n", name);
+        return FB_EXIT_USAGE;
+    }
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, PROG " make: cannot create %s: %s\n", out, strerror(errno));
+        return FB_EXIT_FAIL;
+    }
+    char file[64];
+    snprintf(file, sizeof file, "%s-records.h5", name);
+    char *path = join(out, file);
+    struct stat sb;
+    if (!path || stat(path, &sb) == 0) {
+        fprintf(stderr, PROG " make: %s exists already (remove it or choose another --out)\n", path ? path : out);
+        free(path);
+        return FB_EXIT_FAIL;
+    }
+    fb_layout P, A;
+    fb_layout_init(&P, 2);
+    fb_layout_init(&A, 2);
+    model m;
+    const model_config c = { .method = sc->default_method, .B = 1, .seed = (uint64_t)seed };
+    fb_status st = model_create(&m, sc, &c, &P, &A);
+    float *x = NULL, *y = NULL;
+    if (st == FB_OK) {
+        x = malloc((size_t)samples * m.in_stride * sizeof(float));
+        y = malloc((size_t)samples * m.y_stride * sizeof(float));
+        if (!x || !y) st = fb_fail(FB_ERR_ALLOC, "no memory for %d records", samples);
+    }
+    const double t0 = omp_get_wtime();
+    for (int i = 0; st == FB_OK && i < samples; i++)
+        m.s->sample(&m, (uint64_t)i, x + (size_t)i * m.in_stride, y + (size_t)i * m.y_stride);
+    const double t_gen = omp_get_wtime() - t0;
+    fb_h5 h;
+    if (st == FB_OK && (st = fb_h5_create(&h, path)) == FB_OK) {
+        const int64_t dx[2] = { samples, m.in_stride }, dy[2] = { samples, m.y_stride };
+        const char *const nx[2] = { "sample", "x_field" }, *const ny[2] = { "sample", "y_field" };
+        fb_h5_attr_string(&h, h.file, "schema", "fusebench.records");
+        fb_h5_attr_int(&h, h.file, "schema_version", 1);
+        fb_h5_attr_string(&h, h.file, "scenario", sc->name);
+        fb_h5_attr_string(&h, h.file, "source", sc->source);
+        fb_h5_attr_string(&h, h.file, "record_layout", sc->record_layout);
+        fb_h5_attr_int(&h, h.file, "seed", seed);
+        fb_h5_attr_int(&h, h.file, "seq_len", m.c.seq_len);
+        fb_h5_attr_int(&h, h.file, "pred_len", m.c.pred_len);
+        fb_h5_attr_int(&h, h.file, "features", m.c.features);
+        fb_h5_attr_int(&h, h.file, "feat_a", m.c.feat_a);
+        fb_h5_attr_int(&h, h.file, "feat_b", m.c.feat_b);
+        fb_h5_attr_int(&h, h.file, "classes", m.c.classes);
+        fb_h5_attr_int(&h, h.file, "max_asvs", m.c.max_asvs);
+        fb_h5_attr_int(&h, h.file, "columns", m.c.columns);
+        fb_h5_write_f32_nd(&h, h.file, "x", 2, dx, nx, x, "1", "inputs, one record per sample (record_layout)");
+        fb_h5_write_f32_nd(&h, h.file, "y", 2, dy, ny, y, "1", "targets, one record per sample (record_layout)");
+        st = h.failed ? fb_fail(FB_ERR_IO, "writing %s failed", path) : FB_OK;
+        st = st == FB_OK ? fb_h5_close(&h) : (fb_h5_discard(&h), st);
+    }
+    if (st == FB_OK)
+        printf("# data make %s: %d records (x %d floats, y %d floats), seed %d, generated in %.3f s\n# wrote %s\n",
+               name, samples, m.in_stride, m.y_stride, seed, t_gen, path);
+    else
+        fprintf(stderr, PROG " make: %s\n", fb_last_error());
+    if (m.s) model_destroy(&m);
+    fb_layout_free(&P);
+    fb_layout_free(&A);
+    free(x); free(y); free(path);
+    return st == FB_OK ? FB_EXIT_OK : FB_EXIT_FAIL;
+}
+
+// ---------------------------------------------------------------- make: the microbiome files
 
 static int make_main(int argc, char **argv) {
     const fb_synth_microbiome_config d = fb_synth_microbiome_defaults();
     const char *scenario = NULL, *out = NULL, *kind_name = "unweighted";
     int samples = d.samples, asvs = d.asvs, columns = d.columns, categories = d.categories, richness = d.richness;
-    int seed = 1, no_unifrac = 0, fp32 = 0, threads = 0;
+    int seed = 1, no_unifrac = 0, fp32 = 0, threads = 0, records = 0;
     double missing = d.missing, clade_effect = d.clade_effect, interaction = d.interaction, noise = d.noise;
     double depth_min = (double)d.depth_min, depth_max = (double)d.depth_max;
     const fb_option opts[] = {
-        { "scenario", FB_OPT_STRING, &scenario, "NAME", "microbiome (timeseries and multimodal data are generated in\n"
-          "memory by `fusebench train`; no files)", 1, 0, 0 },
+        { "scenario", FB_OPT_STRING, &scenario, "NAME", "timeseries, multimodal or microbiome", 1, 0, 0 },
+        { "records", FB_OPT_FLAG, &records, NULL, "write DIR/<scenario>-records.h5: --samples records of the\n"
+          "scenario's in-memory generator, as training sees them (timeseries and\n"
+          "multimodal always; microbiome: its files unless --records)", 1, 0, 0 },
         { "out", FB_OPT_STRING, &out, "DIR", "folder for table.biom, tree.nwk, metadata.tsv, unifrac.h5 (created;\n"
           "existing files are not overwritten)", 1, 0, 0 },
         { "samples", FB_OPT_INT, &samples, "N", "samples", 1, FB_SM_MAX_SAMPLES, 0 },
@@ -70,7 +148,9 @@ static int make_main(int argc, char **argv) {
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     fb_cli_result pr = fb_cli_parse(PROG " make", opts, nopts, argc, argv, 1);
     if (pr == FB_CLI_HELP) {
-        printf("usage: fusebench data make --scenario microbiome --out DIR [options]\n\n"
+        printf("usage: fusebench data make --scenario timeseries|multimodal|microbiome --out DIR [options]\n\n"
+               "timeseries, multimodal (or --records): DIR/<scenario>-records.h5, --samples records of the\n"
+               "scenario's generator (x, y, float32) with their layout. microbiome:\n"
                "Draws the microbiome world of datasets/synth_microbiome.h (metadata categories shift which\n"
                "clades thrive; the target depends on composition, metadata and their interaction) and\n"
                "writes it as the source system's files, ready for\n"
@@ -80,18 +160,17 @@ static int make_main(int argc, char **argv) {
         return FB_EXIT_OK;
     }
     if (pr == FB_CLI_ERROR) return FB_EXIT_USAGE;
-    if (!scenario || strcmp(scenario, "microbiome") != 0 || !out) {
-        fprintf(stderr, PROG " make: %s\n", !scenario || strcmp(scenario, "microbiome") != 0
-                ? "--scenario microbiome is required (the other scenarios' data are generated in memory)"
-                : "--out DIR is required");
+    if (!scenario || !out) {
+        fprintf(stderr, PROG " make: %s is required\n", !scenario ? "--scenario" : "--out DIR");
         return FB_EXIT_USAGE;
     }
+    if (threads > 0) fb_set_threads(threads);
+    if (records || strcmp(scenario, "microbiome") != 0) return make_records(scenario, out, samples, seed);
     fb_unifrac_kind kind;
     if (fb_unifrac_kind_parse(kind_name, &kind) != FB_OK) {
         fprintf(stderr, PROG " make: %s\n", fb_last_error());
         return FB_EXIT_USAGE;
     }
-    if (threads > 0) fb_set_threads(threads);
     fb_synth_microbiome_config c = d;
     c.samples = samples; c.asvs = asvs; c.columns = columns; c.categories = categories; c.missing = missing;
     c.depth_min = (int64_t)depth_min; c.depth_max = (int64_t)depth_max; c.richness = richness;

@@ -60,6 +60,7 @@ typedef struct {
     const char *source;         // "000", "002", "003"
     const char *description;
     const char *default_method; // the fusion method its source system ships (fusebench train's default)
+    const char *record_layout;  // what the x and y records hold (`fusebench data make` writes it out)
     // 0 when the method fits the scenario; -1 with a reason in `why` otherwise.
     int (*fits)(const fusion_method *method, char *why, size_t size);
     // Fills defaults into m->c, checks it, sets in_stride / y_stride / out_dim / term names, and

@@ -1113,6 +1113,9 @@ done:
 const scenario scenario_microbiome = {
     .name = "microbiome",
     .default_method = "categorical_concat",
+    .record_layout = "x = [ASV ids (max_asvs; 0 = padding) | log(1 + count) (max_asvs) | category ids (columns; "
+                     "0 = unknown)]; y = [target, ASV ids (max_asvs)] (the synthetic world), or [target, dataset "
+                     "index, 0...] (data from files)",
     .source = "003",
     .description = "ASV tokens (embedding + log-abundance FiLM) -> pre-norm sample transformer -> attention pooling "
                    "(UniFrac embedding); categorical metadata fused on the target path -> target encoder -> "

@@ -345,6 +345,8 @@ static fb_status mm_loss(const model *m, const float *out, const float *y, int N
 const scenario scenario_multimodal = {
     .name = "multimodal",
     .default_method = "concat_mlp",
+    .record_layout = "x = [a (feat_a) | b (feat_b)]: the two synthetic backbone [CLS] vectors; "
+                     "y = [label, a informative (0/1), b informative (0/1)]",
     .source = "002",
     .description = "two backbone feature vectors projected to D, fused, dropout, classification head; "
                    "cross-entropy (+ the method's returned auxiliary loss)",

@@ -706,6 +706,11 @@ static fb_status ts_loss(const model *m, const float *out, const float *y, int N
 const scenario scenario_timeseries = {
     .name = "timeseries",
     .default_method = "gated_add",
+    .record_layout = "x = [series (seq_len, features) | calendar ids (seq_len, 3): day of week, month, quarter "
+                     "(rows of their embedding tables) | calendar scalars (seq_len, 7): day of month, day of year, "
+                     "week of year (scaled to [0, 1]), weekend, month start, month end, holiday | celestial tokens "
+                     "(13, 3): sin and cos of the body's phase, cos of its phase minus the sun's]; "
+                     "y = the next pred_len values of feature 0",
     .source = "000",
     .description = "series embedding, calendar fusion, transformer encoder (deep path) and celestial attention "
                    "over 13 body tokens (shallow path) joined by the method, flatten forecasting head; MSE",

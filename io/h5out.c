@@ -150,9 +150,9 @@ fb_status fb_h5_write_floats(fb_h5 *h, hid_t parent, const char *name, const flo
     return FB_OK;
 }
 
-fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
-                             const char *const *dim_names, const int64_t *data, const char *units,
-                             const char *description) {
+static fb_status write_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                          const char *const *dim_names, hid_t type, const void *data, const char *units,
+                          const char *description) {
     if (ndim < 1 || ndim > 8 || !data) {
         h->failed = 1;
         return fb_fail(FB_ERR_IO, "dataset '%s': %d dimensions (1..8) or no data", name, ndim);
@@ -160,9 +160,9 @@ fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim,
     hsize_t hd[8];
     for (int i = 0; i < ndim; i++) hd[i] = (hsize_t)dims[i];
     hid_t space = H5Screate_simple(ndim, hd, NULL);
-    hid_t d = space >= 0 ? H5Dcreate2(parent, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+    hid_t d = space >= 0 ? H5Dcreate2(parent, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
                          : H5I_INVALID_HID;
-    herr_t rc = d >= 0 ? H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    herr_t rc = d >= 0 ? H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     for (int i = 0; rc >= 0 && dim_names && i < ndim; i++) rc = H5DSset_label(d, (unsigned)i, dim_names[i]);
     if (d >= 0) H5Dclose(d);
     if (space >= 0) H5Sclose(space);
@@ -173,6 +173,18 @@ fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim,
     if (st == FB_OK && description) st = fb_h5_attr_string(h, ds, "description", description);
     H5Dclose(ds);
     return st;
+}
+
+fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                             const char *const *dim_names, const int64_t *data, const char *units,
+                             const char *description) {
+    return write_nd(h, parent, name, ndim, dims, dim_names, H5T_NATIVE_INT64, data, units, description);
+}
+
+fb_status fb_h5_write_f32_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                             const char *const *dim_names, const float *data, const char *units,
+                             const char *description) {
+    return write_nd(h, parent, name, ndim, dims, dim_names, H5T_NATIVE_FLOAT, data, units, description);
 }
 
 static hid_t column_type(fb_col_type t) {

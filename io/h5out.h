@@ -54,6 +54,11 @@ fb_status fb_h5_write_i64_nd(fb_h5 *h, hid_t parent, const char *name, int ndim,
                              const char *const *dim_names, const int64_t *data, const char *units,
                              const char *description);
 
+// The same for float32 data.
+fb_status fb_h5_write_f32_nd(fb_h5 *h, hid_t parent, const char *name, int ndim, const int64_t *dims,
+                             const char *const *dim_names, const float *data, const char *units,
+                             const char *description);
+
 // ---- Tables ----
 
 typedef enum { FB_COL_F64, FB_COL_I64, FB_COL_STR } fb_col_type;
