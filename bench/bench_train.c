@@ -30,7 +30,7 @@ typedef struct {
     const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
     int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
     int trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step, celestial_raw;
-    const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select;
+    const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select, *ts_world;
     double rarefy;
     int tokens;
     const char *papi_events;
@@ -134,6 +134,20 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     c->model.D = o->D; c->model.H = o->H; c->model.layers = o->layers; c->model.F = o->F;
     c->model.dropout = (float)o->dropout;
     c->model.celestial_raw = o->celestial_raw;
+    static fb_synth_ts_world world;   // outlives the run (c points at it)
+    if (o->ts_world) {
+        world = fb_synth_ts_defaults();
+        char why[256];
+        if (c->scenario && strcmp(c->scenario->name, "timeseries") != 0) {
+            if (rank == 0) fprintf(stderr, PROG ": --ts-world belongs to the timeseries scenario\n");
+            return -1;
+        }
+        if (fb_synth_ts_parse(o->ts_world, &world, why, sizeof why) != 0) {
+            if (rank == 0) fprintf(stderr, PROG ": --ts-world %s\n", why);
+            return -1;
+        }
+        c->model.ts_world = &world;
+    }
     c->model.seed = (uint64_t)o->seed;
     c->batch = o->batch ? o->batch : (o->batch_per_rank ? o->batch_per_rank : 8) * ranks;
     c->steps = o->steps;
@@ -414,6 +428,9 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
         { "tokens", FB_OPT_INT, &o.tokens, "S", "microbiome files: ASVs kept per sample", 1, 1 << 16, 0 },
         { "asv-select", FB_OPT_STRING, &o.asv_select, "MODE", "microbiome files: which ASVs when a sample has more than\n"
           "--tokens: first, abundance or random", 1, 0, 0 },
+        { "ts-world", FB_OPT_STRING, &o.ts_world, "SPEC", "timeseries: the generator's component strengths, e.g.\n"
+          "celestial=2,calendar=0.5 (trend, weekly, yearly, calendar, celestial,\n"
+          "interaction: default 1; noise 0.3)", 1, 0, 0 },
         { "celestial-raw", FB_OPT_FLAG, &o.celestial_raw, NULL, "timeseries: no LayerNorm on the celestial path (the\n"
           "000 document's state before its fix: a magnitude imbalance)", 1, 0, 0 },
         { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },

@@ -92,7 +92,8 @@
 // Philox uniforms 2t, 2t + 1 of {seed, 0, GEN_NOISE + channel}). Channels f ≥ 1 (covariates):
 // a_trend · trend + a_yearly · yearly + a_noise · n_f(t). The target depends on the series' own
 // history, on the calendar, on the celestial state, and on calendar × celestial interactions, so the
-// fusion matters. The strengths a_* are ts_gen fields (defaults 1, noise 0.3).
+// fusion matters. The strengths a_* are fb_synth_ts_world fields (datasets/synth_timeseries.h;
+// defaults 1, noise 0.3; model_config.ts_world, `--ts-world`).
 // Record (floats): series (S, Fe) | calendar ids (S, 3: dow 0–6 Monday first, month 0–11,
 // quarter 0–3) | calendar scalars (S, 7) | celestial tokens (13, 3). tests/refs/ref_scenario_timeseries.py
 // holds a Python twin of the generator and a PyTorch twin of the model.
@@ -109,14 +110,14 @@
 #include "../kernels/linear.h"
 #include "../kernels/loss.h"
 #include "../kernels/rng.h"
+#include "../datasets/synth_timeseries.h"
 
-#define TS_BODIES 13
+#define TS_BODIES FB_TS_BODIES
 #define TS_CEL_FEAT 3
 #define TS_CAL_IDS 3
 #define TS_CAL_SCALARS 7
 #define TS_MAX_LAYERS 16
 #define TS_LN_EPS 1e-5f
-#define TS_SPAN_DAYS 14610          // windows start within 40 years from 2000-01-01
 #define TS_DEFAULT_D 64
 #define TS_DEFAULT_H 4
 #define TS_DEFAULT_LAYERS 2
@@ -132,18 +133,12 @@ enum {
     TS_SITE_CELESTIAL,
     TS_SITE_LAYERS = TS_SITE_EMBED + 8,   // layer l: TS_SITE_LAYERS + ENC_LAYER_SITES * l
 };
-// Generator streams (step 0), far from any dropout site.
-#define TS_GEN_START 0x47000000u
-#define TS_GEN_NOISE 0x47000100u
 
-typedef struct {
-    double trend, weekly, yearly, calendar, celestial, interaction, noise;
-} ts_gen;
 
 typedef struct {
     fusion cal_fusion, method;        // fusion points 0 and 1 (registered with the model)
 
-    ts_gen gen;
+    fb_synth_ts_world gen;             // datasets/synth_timeseries.h
     int S, P, Fe, D, H, L, F, Dc, Dm, Dq, Cin, sequence;
     int off_ids, off_scal, off_cel;   // record offsets
     float *pe;                        // (S, D) sinusoidal positional encoding
@@ -184,91 +179,15 @@ typedef struct {
     float *z, *dz;             // (N, D) fusion output
 } ts_self;
 
-// ---------------------------------------------------------------- the synthetic generator
-
-// Sun, Moon, Mercury, Venus, Mars, Jupiter, Saturn, Uranus, Neptune, Pluto, North node, South
-// node, Chiron: periods in days (negative: retrograde) and phases at day 0 in turns.
-static const double ts_period[TS_BODIES] = {365.256, 29.5306, 87.969, 224.701, 686.980, 4332.59, 10759.22,
-                                            30688.5, 60182.0, 90560.0, -6798.38, -6798.38, 18518.0};
-static const double ts_theta[TS_BODIES] = {0.78, 0.12, 0.43, 0.61, 0.05, 0.37, 0.90, 0.22, 0.66, 0.49, 0.31, 0.81, 0.57};
-static const double ts_weekly[7] = {0.4, 0.3, 0.2, 0.1, 0.3, -0.5, -0.8};   // Monday .. Sunday
-#define TS_TWO_PI 6.283185307179586
-
-typedef struct { int dow, month, quarter, dom, doy, weekend, month_start, month_end, holiday; } ts_date;
-
-// Days since 1970-01-01 of a Gregorian date (H. Hinnant's days_from_civil).
-static int64_t ts_days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const int64_t yoe = y - era * 400;
-    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-#define TS_EPOCH 10957   // 2000-01-01 in days since 1970-01-01
-
-static ts_date ts_calendar(int64_t t) {
-    const int64_t z = t + TS_EPOCH + 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const int64_t doe = z - era * 146097;
-    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const int64_t doy0 = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const int64_t mp = (5 * doy0 + 2) / 153;
-    const int d = (int)(doy0 - (153 * mp + 2) / 5 + 1);
-    const int m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    const int64_t y = yoe + era * 400 + (m <= 2);
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    const int dim = mdays[m - 1] + (m == 2 && leap);
-    ts_date c;
-    c.dow = (int)((t + 5) % 7);   // 2000-01-01 was a Saturday; Monday = 0
-    c.month = m - 1;
-    c.quarter = (m - 1) / 3;
-    c.dom = d;
-    c.doy = (int)(t + TS_EPOCH - ts_days_from_civil(y, 1, 1));
-    c.weekend = c.dow >= 5;
-    c.month_start = d == 1;
-    c.month_end = d == dim;
-    c.holiday = (m == 1 && d == 1) || (m == 5 && d == 1) || (m == 7 && d == 4) || (m == 11 && d == 11) ||
-                (m == 12 && (d == 25 || d == 26));
-    return c;
-}
-
-static double ts_phase(int k, int64_t t) { return TS_TWO_PI * ((double)t / ts_period[k] + ts_theta[k]); }
-
-static double ts_noise(uint64_t seed, int channel, int64_t t) {
-    const fb_rng_key key = {.seed = seed, .step = 0, .site = TS_GEN_NOISE + (uint32_t)channel};
-    const double u1 = fb_uniform(&key, 2 * (uint64_t)t), u2 = fb_uniform(&key, 2 * (uint64_t)t + 1);
-    return sqrt(-2.0 * log(1.0 - u1)) * cos(TS_TWO_PI * u2);
-}
-
-static double ts_value(const ts_gen *g, uint64_t seed, int channel, int64_t t) {
-    const ts_date c = ts_calendar(t);
-    const double trend = 0.6 * sin(TS_TWO_PI * (double)t / 1461.0 + 0.3);
-    const double yearly = 0.5 * sin(TS_TWO_PI * c.doy / 365.25) + 0.25 * cos(2.0 * TS_TWO_PI * c.doy / 365.25);
-    const double noise = ts_noise(seed, channel, t);
-    if (channel > 0) return g->trend * trend + g->yearly * yearly + g->noise * noise;
-    const double moon = ts_phase(1, t), venus = ts_phase(3, t), mars = ts_phase(4, t);
-    const double jup = ts_phase(5, t), sat = ts_phase(6, t);
-    const double weekly = ts_weekly[c.dow];
-    const double calendar = 0.8 * c.month_end + 0.3 * c.month_start - 1.0 * c.holiday;
-    const double celestial = 0.6 * cos(moon) + 0.4 * sin(mars) + 0.4 * cos(jup - sat) + 0.3 * sin(venus);
-    const double interaction = (1.2 * c.weekend - 0.4) * cos(moon) + 0.8 * (c.month_end || c.holiday) * sin(venus);
-    return g->trend * trend + g->weekly * weekly + g->yearly * yearly + g->calendar * calendar +
-           g->celestial * celestial + g->interaction * interaction + g->noise * noise;
-}
-
 static void ts_sample(const model *m, uint64_t index, float *x, float *y) {
     const ts_self *s = m->self;
     const uint64_t seed = m->c.seed;
-    const fb_rng_key start = {.seed = seed, .step = 0, .site = TS_GEN_START};
-    const int64_t t0 = (int64_t)floor((double)fb_uniform(&start, index) * TS_SPAN_DAYS);
+    const int64_t t0 = fb_synth_ts_start(seed, index);
     const int S = s->S, Fe = s->Fe;
     for (int i = 0; i < S; i++) {
         const int64_t t = t0 + i;
-        for (int f = 0; f < Fe; f++) x[i * Fe + f] = (float)ts_value(&s->gen, seed, f, t);
-        const ts_date c = ts_calendar(t);
+        for (int f = 0; f < Fe; f++) x[i * Fe + f] = (float)fb_synth_ts_value(&s->gen, seed, f, t);
+        const fb_ts_date c = fb_synth_ts_calendar(t);
         float *ids = x + s->off_ids + i * TS_CAL_IDS, *sc = x + s->off_scal + i * TS_CAL_SCALARS;
         ids[0] = (float)c.dow;
         ids[1] = (float)c.month;
@@ -282,15 +201,15 @@ static void ts_sample(const model *m, uint64_t index, float *x, float *y) {
         sc[6] = (float)c.holiday;
     }
     const int64_t origin = t0 + S;
-    const double sun = ts_phase(0, origin);
+    const double sun = fb_synth_ts_phase(0, origin);
     for (int k = 0; k < TS_BODIES; k++) {
-        const double ph = ts_phase(k, origin);
+        const double ph = fb_synth_ts_phase(k, origin);
         float *tok = x + s->off_cel + k * TS_CEL_FEAT;
         tok[0] = (float)sin(ph);
         tok[1] = (float)cos(ph);
         tok[2] = (float)cos(ph - sun);
     }
-    for (int j = 0; j < s->P; j++) y[j] = (float)ts_value(&s->gen, seed, 0, origin + j);
+    for (int j = 0; j < s->P; j++) y[j] = (float)fb_synth_ts_value(&s->gen, seed, 0, origin + j);
 }
 
 // ---------------------------------------------------------------- fits
@@ -359,7 +278,7 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     ts_self *s = calloc(1, sizeof *s);
     FB_REQUIRE(s, FB_ERR_ALLOC, "timeseries: %zu bytes of state", sizeof *s);
     m->self = s;
-    s->gen = (ts_gen){1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3};
+    s->gen = c->ts_world ? *c->ts_world : fb_synth_ts_defaults();
     const int B = c->B, S = c->seq_len, D = c->D;
     s->S = S; s->P = c->pred_len; s->Fe = c->features; s->D = D; s->H = c->H; s->L = c->layers; s->F = c->F;
     s->Dc = D / 4; s->Dm = D / 8; s->Dq = D / 16;
