@@ -73,6 +73,22 @@ print('      %s: x %s, y %s, bitwise equal for one seed' % ('$sc', a['x'].shape,
   else fail "data make --scenario $sc"; tail -n 5 "$tmp/rec.out"; fi
 done
 
+# The timeseries world's strengths: no celestial component changes the series, not the calendar.
+if "$FB" data make --scenario timeseries --out "$tmp/w0" --samples 20 --seed 5 --ts-world celestial=0 >/dev/null 2>&1 &&
+   $PY -c "
+import h5py, numpy as np
+a = h5py.File('$tmp/r1/timeseries-records.h5', 'r'); b = h5py.File('$tmp/w0/timeseries-records.h5', 'r')
+S, F = int(a.attrs['seq_len']), int(a.attrs['features'])
+series = slice(0, S * F); cal = slice(S * F, S * F + 10 * S)
+assert not np.array_equal(a['x'][:, series], b['x'][:, series]), 'series unchanged'
+assert np.array_equal(a['x'][:, cal], b['x'][:, cal]), 'calendar changed'
+print('      celestial=0: series differ, calendar fields equal')
+" >"$tmp/w.out" 2>&1; then pass "data make --ts-world: strengths act on the series only"; cat "$tmp/w.out"
+else fail "--ts-world"; tail -n 5 "$tmp/w.out"; fi
+if "$FB" train --scenario timeseries --ts-world celestial=x --steps 1 --no-h5 >"$tmp/w.out" 2>&1; then
+  fail "--ts-world celestial=x accepted"
+else pass "--ts-world with a bad value: $(head -n 1 "$tmp/w.out" | cut -c1-80)..."; fi
+
 # Bad input: one message naming the file (and the place), non-zero exit.
 bad() {   # bad DESCRIPTION EXPECTED-SUBSTRING ARGS...
   local what=$1 want=$2; shift 2
