@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "machine.h"
 #include "mpi_run.h"
+#include "worlds.h"
 
 #define PROG "fusebench data"
 
@@ -42,7 +43,8 @@ static char *join(const char *dir, const char *name) {
 
 // DIR/<scenario>-records.h5: N samples of the scenario's in-memory generator, as the training loop
 // sees them (x (N, in_stride), y (N, y_stride), float32) with the record layout and the sizes.
-static int make_records(const char *name, const char *out, int samples, int seed, const fb_synth_ts_world *world) {
+static int make_records(const char *name, const char *out, int samples, int seed, const fb_synth_ts_world *world,
+                        const fb_synth_mm_world *mworld) {
     const scenario *sc = scenario_find(name);
     if (!sc) {
         fprintf(stderr, PROG " make: --scenario '%s' is unknown (timeseries, multimodal, microbiome)\n", name);
@@ -65,7 +67,8 @@ static int make_records(const char *name, const char *out, int samples, int seed
     fb_layout_init(&P, 2);
     fb_layout_init(&A, 2);
     model m;
-    const model_config c = { .method = sc->default_method, .B = 1, .seed = (uint64_t)seed, .ts_world = world };
+    const model_config c = { .method = sc->default_method, .B = 1, .seed = (uint64_t)seed, .ts_world = world,
+                             .mm_world = mworld };
     fb_status st = model_create(&m, sc, &c, &P, &A);
     float *x = NULL, *y = NULL;
     if (st == FB_OK) {
@@ -116,7 +119,7 @@ static int make_records(const char *name, const char *out, int samples, int seed
 
 static int make_main(int argc, char **argv) {
     const fb_synth_microbiome_config d = fb_synth_microbiome_defaults();
-    const char *scenario = NULL, *out = NULL, *kind_name = "unweighted", *ts_world = NULL;
+    const char *scenario = NULL, *out = NULL, *kind_name = "unweighted", *ts_world = NULL, *mm_world = NULL;
     int samples = d.samples, asvs = d.asvs, columns = d.columns, categories = d.categories, richness = d.richness;
     int seed = 1, no_unifrac = 0, fp32 = 0, threads = 0, records = 0;
     double missing = d.missing, clade_effect = d.clade_effect, interaction = d.interaction, noise = d.noise;
@@ -131,6 +134,8 @@ static int make_main(int argc, char **argv) {
         { "samples", FB_OPT_INT, &samples, "N", "samples", 1, FB_SM_MAX_SAMPLES, 0 },
         { "ts-world", FB_OPT_STRING, &ts_world, "SPEC", "timeseries: component strengths, e.g. celestial=2,noise=0.1\n"
           "(trend, weekly, yearly, calendar, celestial, interaction, noise)", 1, 0, 0 },
+        { "mm-world", FB_OPT_STRING, &mm_world, "SPEC", "multimodal: generator settings, e.g. frac_a_only=0.4\n"
+          "(latent, signal, noise, feature_noise, frac_a_only, frac_b_only)", 1, 0, 0 },
         { "asvs", FB_OPT_INT, &asvs, "M", "ASVs (tips of the tree)", 2, FB_SM_MAX_ASVS, 0 },
         { "columns", FB_OPT_INT, &columns, "K", "categorical metadata columns", 1, FB_SM_MAX_COLUMNS, 0 },
         { "categories", FB_OPT_INT, &categories, "C", "values per column", 1, FB_SM_MAX_CATEGORIES, 0 },
@@ -167,17 +172,15 @@ static int make_main(int argc, char **argv) {
         return FB_EXIT_USAGE;
     }
     if (threads > 0) fb_set_threads(threads);
-    fb_synth_ts_world world = fb_synth_ts_defaults();
-    if (ts_world) {
-        char why[256];
-        if (strcmp(scenario, "timeseries") != 0 || fb_synth_ts_parse(ts_world, &world, why, sizeof why) != 0) {
-            fprintf(stderr, PROG " make: --ts-world %s\n", strcmp(scenario, "timeseries") != 0
-                    ? "belongs to the timeseries scenario" : why);
-            return FB_EXIT_USAGE;
-        }
+    fb_worlds worlds;
+    char why[320];
+    if (fb_worlds_parse(scenario, ts_world, mm_world, &worlds, why, sizeof why) != 0) {
+        fprintf(stderr, PROG " make: %s\n", why);
+        return FB_EXIT_USAGE;
     }
     if (records || strcmp(scenario, "microbiome") != 0)
-        return make_records(scenario, out, samples, seed, ts_world ? &world : NULL);
+        return make_records(scenario, out, samples, seed, worlds.has_ts ? &worlds.ts : NULL,
+                            worlds.has_mm ? &worlds.mm : NULL);
     fb_unifrac_kind kind;
     if (fb_unifrac_kind_parse(kind_name, &kind) != FB_OK) {
         fprintf(stderr, PROG " make: %s\n", fb_last_error());

@@ -22,6 +22,7 @@
 #include "machine.h"
 #include "mpi_run.h"
 #include "train_out.h"
+#include "worlds.h"
 #include "../datasets/microbiome_files.h"
 
 #define PROG "fusebench train"
@@ -30,7 +31,7 @@ typedef struct {
     const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
     int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
     int trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step, celestial_raw;
-    const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select, *ts_world;
+    const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select, *ts_world, *mm_world;
     double rarefy;
     int tokens;
     const char *papi_events;
@@ -134,20 +135,15 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     c->model.D = o->D; c->model.H = o->H; c->model.layers = o->layers; c->model.F = o->F;
     c->model.dropout = (float)o->dropout;
     c->model.celestial_raw = o->celestial_raw;
-    static fb_synth_ts_world world;   // outlives the run (c points at it)
-    if (o->ts_world) {
-        world = fb_synth_ts_defaults();
-        char why[256];
-        if (c->scenario && strcmp(c->scenario->name, "timeseries") != 0) {
-            if (rank == 0) fprintf(stderr, PROG ": --ts-world belongs to the timeseries scenario\n");
-            return -1;
-        }
-        if (fb_synth_ts_parse(o->ts_world, &world, why, sizeof why) != 0) {
-            if (rank == 0) fprintf(stderr, PROG ": --ts-world %s\n", why);
-            return -1;
-        }
-        c->model.ts_world = &world;
+    static fb_worlds worlds;   // outlives the run (c points into it)
+    char wwhy[320];
+    if (fb_worlds_parse(c->scenario ? c->scenario->name : NULL, o->ts_world, o->mm_world, &worlds, wwhy,
+                        sizeof wwhy) != 0) {
+        if (rank == 0) fprintf(stderr, PROG ": %s\n", wwhy);
+        return -1;
     }
+    c->model.ts_world = worlds.has_ts ? &worlds.ts : NULL;
+    c->model.mm_world = worlds.has_mm ? &worlds.mm : NULL;
     c->model.seed = (uint64_t)o->seed;
     c->batch = o->batch ? o->batch : (o->batch_per_rank ? o->batch_per_rank : 8) * ranks;
     c->steps = o->steps;
@@ -431,6 +427,9 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
         { "ts-world", FB_OPT_STRING, &o.ts_world, "SPEC", "timeseries: the generator's component strengths, e.g.\n"
           "celestial=2,calendar=0.5 (trend, weekly, yearly, calendar, celestial,\n"
           "interaction: default 1; noise 0.3)", 1, 0, 0 },
+        { "mm-world", FB_OPT_STRING, &o.mm_world, "SPEC", "multimodal: the generator's settings, e.g. frac_a_only=0.4\n"
+          "(latent 16, signal 1, noise 0.5, feature_noise 0.1, frac_a_only 0.2,\n"
+          "frac_b_only 0.2)", 1, 0, 0 },
         { "celestial-raw", FB_OPT_FLAG, &o.celestial_raw, NULL, "timeseries: no LayerNorm on the celestial path (the\n"
           "000 document's state before its fix: a magnitude imbalance)", 1, 0, 0 },
         { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../kernels/rng.h"
+#include "settings.h"
 
 // Generator streams (step 0), far from any dropout site of the models.
 #define TS_GEN_START 0x47000000u
@@ -13,24 +14,9 @@ fb_synth_ts_world fb_synth_ts_defaults(void) { return (fb_synth_ts_world){1.0, 1
 
 int fb_synth_ts_parse(const char *spec, fb_synth_ts_world *w, char *why, size_t size) {
     static const char *const names[] = {"trend", "weekly", "yearly", "calendar", "celestial", "interaction", "noise"};
-    double *fields[] = {&w->trend, &w->weekly, &w->yearly, &w->calendar, &w->celestial, &w->interaction, &w->noise};
-    const char *p = spec;
-    while (*p) {
-        const char *eq = strchr(p, '='), *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        int k = -1;
-        for (int i = 0; eq && eq < end && i < 7; i++)
-            if ((size_t)(eq - p) == strlen(names[i]) && strncmp(p, names[i], (size_t)(eq - p)) == 0) k = i;
-        char *stop = NULL;
-        const double v = k >= 0 ? strtod(eq + 1, &stop) : 0.0;
-        if (k < 0 || stop != end || !isfinite(v) || v < 0) {
-            snprintf(why, size, "'%.*s': want name=value with a value >= 0 and name one of trend, weekly, yearly, "
-                     "calendar, celestial, interaction, noise", (int)(end - p), p);
-            return -1;
-        }
-        *fields[k] = v;
-        p = *end ? end + 1 : end;
-    }
+    double v[7] = {w->trend, w->weekly, w->yearly, w->calendar, w->celestial, w->interaction, w->noise};
+    if (fb_parse_settings(spec, names, v, 7, why, size) != 0) return -1;
+    *w = (fb_synth_ts_world){v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
     return 0;
 }
 

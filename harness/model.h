@@ -24,6 +24,7 @@
 #include "../kernels/fusion/fusion.h"
 #include "../datasets/microbiome_data.h"
 #include "../datasets/synth_timeseries.h"
+#include "../datasets/synth_multimodal.h"
 
 #define MODEL_MAX_TERMS 4
 #define MODEL_MAX_FUSION_POINTS 4
@@ -49,6 +50,7 @@ typedef struct {
     int seq_len, pred_len, features;                    // timeseries
     int celestial_raw;      // timeseries: 1 = no LN_c on the celestial path (000's "before the fix")
     const fb_synth_ts_world *ts_world;   // timeseries: the generator's strengths (NULL: defaults)
+    const fb_synth_mm_world *mm_world;   // multimodal: the generator's settings (NULL: defaults)
     int classes, feat_a, feat_b;                        // multimodal
     int max_asvs, vocab, columns, card, cat_dim;        // microbiome
     const fb_microbiome_data *microbiome_data;          // microbiome: samples from files (NULL: synthetic);

@@ -36,27 +36,10 @@
 // last forward, in the call whose rows include r0 = 0 (so the terms of disjoint row ranges still
 // sum to the objective once); it contributes nothing to dout_rows. The objective is ce + aux.
 //
-// The synthetic generator (until the datasets issue lands). Fixed per seed: C class prototypes
-// μ_k ∈ R^Z (Z = 16 latent dims, entries ~N(0,1)) shared by both modalities, and random
-// projections Wa (feat_a, Z), Wb (feat_b, Z) with entries ~N(0,1)/√Z. Sample i draws a mode and
-// two codes ua, ub uniform in [0, C):
-//     mode both   (1 − frac_a_only − frac_b_only = 0.6): label = (ua + ub) mod C
-//     mode a_only (frac_a_only = 0.2):                   label = ua, b carries no signal
-//     mode b_only (frac_b_only = 0.2):                   label = ub, a carries no signal
-//   za = signal · μ_ua (if a is informative) + noise · ε_a      ε ~ N(0, I_Z)   (signal 1, noise 0.5)
-//   a  = Wa za + feature_noise · η_a                                            (feature_noise 0.1)
-//   (b likewise with ub, Wb). An uninformative modality's latent is the noise alone.
-// So the label depends on both streams through their interaction: in mode "both" it is the modular
-// sum of the two codes, independent of either code alone (exactly uniform given a, or given b); a
-// model must tell from the magnitude of each latent which mode a sample is in and route or gate
-// accordingly. Neither modality alone predicts the label beyond chance for 1 − frac_a_only (a) or
-// 1 − frac_b_only (b) of the samples; both together determine it for all (up to the noise).
+// The synthetic world: datasets/synth_multimodal.h (two modalities, label = their codes' modular
+// sum where both are informative, per-sample informativeness; settings model_config.mm_world,
+// `--mm-world`).
 // y record = [label, a informative (0/1), b informative (0/1)] (the flags are for diagnostics).
-// Every random value is a pure function of (seed, index): Philox (kernels/rng.h) on the key
-// (c.seed, step 0, site MM_SITE_DATA + k), with "normal" values the Irwin–Hall sum of one block's
-// four 24-bit uniforms, centred and scaled to variance 1 (bounded by ±2√3), and all arithmetic in
-// double in a fixed order, so tests/refs/ref_scenario_multimodal.py reproduces the records bit for
-// bit.
 #include "model.h"
 #include <math.h>
 #include <stdio.h>
@@ -65,6 +48,7 @@
 #include "../kernels/dropout.h"
 #include "../kernels/linear.h"
 #include "../kernels/loss.h"
+#include "../datasets/synth_multimodal.h"
 
 #define MM_D 128
 #define MM_CLASSES 4
@@ -73,30 +57,9 @@
 #define MM_LAYERS 2
 #define MM_Y_STRIDE 3
 #define MM_SITE_DROPOUT FUSION_RNG_SITES            // after fusion point #0's sites
-#define MM_SITE_DATA 0x4D4D0000u                    // generator sites (far from any dropout site)
-enum { DATA_PROTO, DATA_WA, DATA_WB, DATA_MODE, DATA_ZA, DATA_ZB, DATA_FA, DATA_FB };
-
-// Strengths of the synthetic data (the defaults below; fixed in this file until the datasets
-// issue exposes them).
-typedef struct {
-    int latent;              // Z, latent dims shared by the prototypes
-    double signal;           // scale of the class prototype in an informative latent
-    double noise;            // std of the latent noise
-    double feature_noise;    // std of the noise added after the projection
-    double frac_a_only;      // fraction of samples with signal in a only
-    double frac_b_only;      // fraction of samples with signal in b only
-} mm_data_config;
-
-static const mm_data_config mm_data_defaults = {
-    .latent = 16, .signal = 1.0, .noise = 0.5, .feature_noise = 0.1, .frac_a_only = 0.2, .frac_b_only = 0.2,
-};
 
 typedef struct {
-    mm_data_config data;
-    double *proto;           // (C, Z)
-    double *wa, *wb;         // (feat_a, Z), (feat_b, Z)
-    double gscale, wscale;   // √3 / 2^24 (Irwin–Hall of 4 to unit variance), 1/√Z
-    uint32_t thr_a, thr_ab;  // mode thresholds on a 24-bit uniform
+    fb_synth_mm gen;         // the synthetic world (datasets/synth_multimodal.h)
     fusion f;
     linear_params proj_a, dproj_a, proj_b, dproj_b, head, dhead;
     float *xa, *xb;          // (B, feat_a), (B, feat_b) the records' a and b, contiguous
@@ -107,65 +70,12 @@ typedef struct {
     int first_proj_b, first_fusion, first_head;   // parameter-tensor indices (model_grads_ready)
 } mm_self;
 
-// ---- the generator ----
-
-static fb_rng_key mm_data_key(const model *m, uint32_t k) {
-    return (fb_rng_key){.seed = m->c.seed, .step = 0, .site = MM_SITE_DATA + k};
-}
-
-// Approximately N(0, 1): (Σ of the block's four 24-bit integers − 2·2^24) · √3 / 2^24, exact in
-// double until the final multiply.
-static double mm_gauss(const mm_self *s, const fb_rng_key *key, uint64_t block) {
-    uint32_t w[4];
-    philox4x32_10(key, block, w);
-    int64_t sum = (int64_t)(w[0] >> 8) + (w[1] >> 8) + (w[2] >> 8) + (w[3] >> 8) - 2 * 16777216;
-    return (double)sum * s->gscale;
-}
-
-static void mm_data_setup(const model *m, mm_self *s) {
-    const int Z = s->data.latent, C = m->c.classes;
-    s->gscale = sqrt(3.0) / 16777216.0;
-    s->wscale = 1.0 / sqrt((double)Z);
-    s->thr_a = (uint32_t)(s->data.frac_a_only * 16777216.0);
-    s->thr_ab = (uint32_t)((s->data.frac_a_only + s->data.frac_b_only) * 16777216.0);
-    fb_rng_key kp = mm_data_key(m, DATA_PROTO), ka = mm_data_key(m, DATA_WA), kb = mm_data_key(m, DATA_WB);
-    for (int i = 0; i < C * Z; i++) s->proto[i] = mm_gauss(s, &kp, (uint64_t)i);
-    for (int i = 0; i < m->c.feat_a * Z; i++) s->wa[i] = mm_gauss(s, &ka, (uint64_t)i) * s->wscale;
-    for (int i = 0; i < m->c.feat_b * Z; i++) s->wb[i] = mm_gauss(s, &kb, (uint64_t)i) * s->wscale;
-}
-
-// One modality: z = [signal · μ_code] + noise · ε, x = W z + feature_noise · η (double, fixed order).
-static void mm_modality(const mm_self *s, const fb_rng_key *kz, const fb_rng_key *kf, uint64_t index,
-                        int informative, int code, const double *w, int n, float *x) {
-    const int Z = s->data.latent;
-    double z[64];
-    for (int k = 0; k < Z; k++) {
-        double mean = informative ? s->data.signal * s->proto[(size_t)code * Z + k] : 0.0;
-        z[k] = mean + s->data.noise * mm_gauss(s, kz, index * (uint64_t)Z + (uint64_t)k);
-    }
-    for (int j = 0; j < n; j++) {
-        double acc = 0.0;
-        for (int k = 0; k < Z; k++) acc += w[(size_t)j * Z + k] * z[k];
-        x[j] = (float)(acc + s->data.feature_noise * mm_gauss(s, kf, index * (uint64_t)n + (uint64_t)j));
-    }
-}
+// ---- the records: x = [a ; b], y = [label, a informative, b informative] ----
 
 static void mm_sample(const model *m, uint64_t index, float *x, float *y) {
     const mm_self *s = m->self;
-    const int C = m->c.classes;
-    fb_rng_key km = mm_data_key(m, DATA_MODE);
-    uint32_t w[4];
-    philox4x32_10(&km, index, w);
-    const uint32_t u = w[0] >> 8;
-    const int ua = (int)(((uint64_t)(w[1] >> 8) * (uint64_t)C) >> 24);
-    const int ub = (int)(((uint64_t)(w[2] >> 8) * (uint64_t)C) >> 24);
-    const int inf_a = u >= s->thr_a && u < s->thr_ab ? 0 : 1;   // b_only: a carries no signal
-    const int inf_b = u < s->thr_a ? 0 : 1;                     // a_only: b carries no signal
-    const int label = !inf_b ? ua : !inf_a ? ub : (ua + ub) % C;
-    fb_rng_key kza = mm_data_key(m, DATA_ZA), kzb = mm_data_key(m, DATA_ZB);
-    fb_rng_key kfa = mm_data_key(m, DATA_FA), kfb = mm_data_key(m, DATA_FB);
-    mm_modality(s, &kza, &kfa, index, inf_a, ua, s->wa, m->c.feat_a, x);
-    mm_modality(s, &kzb, &kfb, index, inf_b, ub, s->wb, m->c.feat_b, x + m->c.feat_a);
+    int label, inf_a, inf_b;
+    fb_synth_mm_sample(&s->gen, index, x, x + m->c.feat_a, &label, &inf_a, &inf_b);
     y[0] = (float)label;
     y[1] = (float)inf_a;
     y[2] = (float)inf_b;
@@ -184,7 +94,7 @@ static void mm_destroy(model *m) {
     mm_self *s = m->self;
     if (!s) return;
     fusion_destroy(&s->f);
-    free(s->proto); free(s->wa); free(s->wb);
+    fb_synth_mm_free(&s->gen);
     free(s);
     m->self = NULL;
 }
@@ -212,14 +122,7 @@ static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
     mm_self *s = calloc(1, sizeof *s);
     FB_REQUIRE(s, FB_ERR_ALLOC, "multimodal: no memory for the model state");
     m->self = s;
-    s->data = mm_data_defaults;
-    const int Z = s->data.latent;
-    s->proto = malloc((size_t)c->classes * Z * sizeof(double));
-    s->wa = malloc((size_t)c->feat_a * Z * sizeof(double));
-    s->wb = malloc((size_t)c->feat_b * Z * sizeof(double));
-    FB_REQUIRE(s->proto && s->wa && s->wb, FB_ERR_ALLOC, "multimodal: no memory for the generator (C=%d, Z=%d)",
-               c->classes, Z);
-    mm_data_setup(m, s);
+    FB_TRY(fb_synth_mm_create(&s->gen, c->mm_world, c->classes, c->feat_a, c->feat_b, c->seed));
 
     if (linear_declare(P, "proj_a", c->feat_a, D, 1, &s->proj_a, &s->dproj_a) < 0) return FB_ERR_SHAPE;
     s->first_proj_b = P->count;

@@ -83,11 +83,14 @@ static void make_fingerprint(trainer *t) {
     const train_config *c = t->c;
     const model_config *mc = &t->m.c;
     const fb_optim_config *o = &c->optim;
-    char world[160] = "default";
+    char world[320] = "default";
     if (mc->ts_world)
         snprintf(world, sizeof world, "%.9g/%.9g/%.9g/%.9g/%.9g/%.9g/%.9g", mc->ts_world->trend, mc->ts_world->weekly,
                  mc->ts_world->yearly, mc->ts_world->calendar, mc->ts_world->celestial, mc->ts_world->interaction,
                  mc->ts_world->noise);
+    if (mc->mm_world)
+        snprintf(world, sizeof world, "%d/%.9g/%.9g/%.9g/%.9g/%.9g", mc->mm_world->latent, mc->mm_world->signal,
+                 mc->mm_world->noise, mc->mm_world->feature_noise, mc->mm_world->frac_a_only, mc->mm_world->frac_b_only);
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "scenario=%s; method=%s; variant=%d; D=%d; H=%d; layers=%d; F=%d; dropout=%.9g; seed=%llu; "
              "seq_len=%d; pred_len=%d; features=%d; classes=%d; feat_a=%d; feat_b=%d; max_asvs=%d; vocab=%d; "
