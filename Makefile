@@ -53,7 +53,7 @@ FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) 
              $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
 
 .SECONDARY:
-.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build FORCE
+.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build plots FORCE
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
@@ -63,6 +63,7 @@ help:
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
 	@echo "make compare-torch  fusion methods vs PyTorch, same shapes and threads (SMALL=1: small shapes)"
 	@echo "make fuzz       build the libFuzzer targets (fuzz/) and run each FUZZ_SECONDS (default 60)"
+	@echo "make plots RESULTS=DIR  figures + HTML report of the results in DIR (DIR/report/index.html)"
 	@echo "make deps       install missing Debian packages (root) or print the apt-get line"
 	@echo "make clean      remove build outputs (results/ is kept)"
 	@echo "variables: ARCH=$(ARCH) OPT=$(OPT) BUILD=$(BUILD) THREADS=<n> for make run"
@@ -99,6 +100,11 @@ compare-torch:
 	@scripts/deps.sh refs
 	@$(MAKE) --no-print-directory $(FUSEBENCH)
 	/usr/bin/python3 bench/compare_torch.py --threads $(or $(THREADS),1,2) $(if $(SMALL),--small,)
+
+# Figures and the static HTML report of a results folder (plots/README.md): RESULTS=DIR.
+plots:
+	@test -n "$(RESULTS)" || { echo "make plots: say which results folder, e.g. make plots RESULTS=results"; exit 2; }
+	/usr/bin/python3 plots/report.py $(RESULTS)
 
 # The fuzzers are built when clang can link them; otherwise tests/test_fuzz.sh says they were skipped.
 fuzz-build:

@@ -26,6 +26,13 @@ static const fb_subcommand subcommands[] = {
     { "data", bench_data_main,
       "datasets: `data make` writes a synthetic microbiome as BIOM + Newick + TSV + UniFrac\n"
       "             files; `data unifrac` computes a UniFrac matrix across MPI ranks (libssu)" },
+    { "sweep", bench_sweep_main,
+      "scaling sweeps: plan a spec into a manifest and Slurm job arrays, submit, status,\n"
+      "             rerun what is missing; --local runs them with mpirun" },
+    { "merge", bench_merge_main, "merge a sweep's per-run HDF5 files into one summary file" },
+    { "project", bench_project_main,
+      "project step time and efficiency to 1..1024 nodes from measured runs and the\n"
+      "             allreduce of `fusebench comm` (or given latency and bandwidth)" },
     { "counters", bench_counters_main,
       "which PAPI events this machine can count (and why not), per-thread per-phase counts\n"
       "             of a known workload, and the cost of one phase boundary" },

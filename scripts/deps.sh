@@ -7,12 +7,14 @@ set -eu
 
 # libssu-dev: Striped UniFrac's C API (datasets/unifrac.c); unifrac-tools (ssu), python3-skbio and
 # python3-biom-format: the references tests/test_unifrac.c compares with; clang + libclang-rt-dev:
-# libFuzzer for fuzz/ (tests/test_fuzz.sh, make fuzz).
+# libFuzzer for fuzz/ (tests/test_fuzz.sh, make fuzz); slurm-wlm + munge: the private one-node Slurm
+# that tests/test_slurm.sh starts on 127.0.0.1 for `fusebench sweep submit` (no system configuration
+# or service is used).
 
 BASE="build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
 libpapi-dev papi-tools libopenblas-openmp-dev libcmocka-dev python3 python3-h5py python3-xarray python3-h5netcdf \
 python3-matplotlib python3-numpy \
-libssu-dev unifrac-tools python3-biom-format python3-skbio clang libclang-rt-dev"
+libssu-dev unifrac-tools python3-biom-format python3-skbio clang libclang-rt-dev chromium slurm-wlm munge"
 REFS="python3-torch"
 
 wanted="$BASE"
