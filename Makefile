@@ -53,11 +53,12 @@ FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) 
              $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
 
 .SECONDARY:
-.PHONY: all deps run test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build plots FORCE
+.PHONY: all deps run kernels test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build plots FORCE
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
-	@echo "make run        install missing packages, build, run the main job (kernel benchmark)"
+	@echo "make run        install missing packages, build, run the main job (the default sweep + report)"
+	@echo "make kernels    the kernel benchmark (THREADS=1,2)"
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
@@ -71,8 +72,17 @@ help:
 deps:
 	@scripts/deps.sh
 
+# The main job: the embedded default sweep (bench/default.sweep) run here with mpirun, merged, with
+# the HTML report, under results/sweep-<date>-<time>/.
+RUN_DIR ?= results/sweep-$(shell date +%Y%m%d-%H%M%S)
 run: deps
 	@$(MAKE) --no-print-directory $(FUSEBENCH)
+	$(FUSEBENCH) sweep plan bench/default.sweep --out $(RUN_DIR)
+	$(FUSEBENCH) sweep run $(RUN_DIR) --local
+	@echo "report: $(RUN_DIR)/report/index.html"
+
+# The kernel benchmark (make kernels THREADS=1,2).
+kernels: $(FUSEBENCH)
 	$(FUSEBENCH) kernels $(if $(THREADS),--threads $(THREADS),)
 
 test: deps
