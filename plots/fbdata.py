@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 TRAIN_SCHEMA = "fusebench.train"
 COMM_SCHEMA = "fusebench.comm"
 SUMMARY_SCHEMA = "fusebench.summary"
+PROJECTION_SCHEMA = "fusebench.projection"
 SUMMARY_NAME = "summary.h5"
 
 # /steps variables that are neither the loss nor a loss term.
@@ -287,13 +288,20 @@ class Results:
     comms: list
     index: str         # how the runs were found (for the report's header)
     notes: list        # what the loader skipped or added
+    projections: list = field(default_factory=list)   # fusebench project files: dicts
+
+
+def load_projection(path, rel):
+    """A `fusebench project` file: its table and the model's measured error."""
+    with h5py.File(path, "r") as f:
+        return {"file": rel, "table": table(f["projection"]), "attrs": attrs(f)}
 
 
 def load_results(folder, skip_dir):
     """Every run in folder: summary.h5's rows when present (plus train files it does not list),
     else every fusebench.train file under it; and every fusebench.comm file."""
     folder = os.path.abspath(folder)
-    notes, runs, comms = [], [], []
+    notes, runs, comms, projections = [], [], [], []
     files = _h5_files(folder, os.path.abspath(skip_dir))
     rel = {p: os.path.relpath(p, folder) for p in files}
     schemas = {}
@@ -333,4 +341,6 @@ def load_results(folder, skip_dir):
             runs.append(load_train(p, _run_id(rel[p]), rel[p]))
         elif schemas[p] == COMM_SCHEMA:
             comms.append(load_comm(p, _run_id(rel[p]), rel[p]))
-    return Results(folder=folder, runs=runs, comms=comms, index=how, notes=notes)
+        elif schemas[p] == PROJECTION_SCHEMA:
+            projections.append(load_projection(p, rel[p]))
+    return Results(folder=folder, runs=runs, comms=comms, index=how, notes=notes, projections=projections)

@@ -3,7 +3,7 @@ runs' HDF5 values, and either adds its figure(s) (PNG + the plotted numbers as J
 one line why it is omitted."""
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby as _groupby
 
 import numpy as np
@@ -21,6 +21,7 @@ class Context:
     runs: list            # every Run (any state)
     comms: list           # every CommRun
     methods: list         # every method name, sorted: fixes each method's colour
+    projections: list = field(default_factory=list)   # fusebench project tables
 
     @property
     def done(self):
@@ -582,3 +583,44 @@ def collectives(rep, ctx):
                f"behind compute (overlap_pct), from the /allreduce, /allgather and "
                f"/iallreduce_overlap tables of {', '.join(c.rel for c in comms)}.")
     rep.figure(fig, "collectives", title, caption, data)
+
+
+def projection(rep, ctx):
+    title = "Scaling projection (fusebench project)"
+    if not ctx.projections:
+        return rep.omit(title, "no fusebench.projection file in the folder (write one with "
+                               "`fusebench project ... --out DIR/projection.h5`)")
+    p = ctx.projections[0]
+    t = p["table"]
+    keys = sorted({(s, m, st) for s, m, st in zip(t["scenario"], t["method"], t["strategy"])})
+    fig, axes = subplots(1, 2, 5.2, 3.8)
+    colors = palette(len(keys))
+    data = {"file": p["file"], "series": []}
+    for ci, key in enumerate(keys):
+        rows = [i for i in range(len(t["nodes"]))
+                if (t["scenario"][i], t["method"][i], t["strategy"][i]) == key]
+        nodes = [int(t["nodes"][i]) for i in rows]
+        step = [float(t["step_ms"][i]) for i in rows]
+        eff = [float(t["efficiency"][i]) for i in rows]
+        label = " ".join(key)
+        axes[0][0].plot(nodes, step, marker=".", color=colors[ci], label=label)
+        axes[0][1].plot(nodes, eff, marker=".", color=colors[ci], label=label)
+        data["series"].append({"key": list(key), "nodes": nodes, "step_ms": step, "efficiency": eff})
+    for ax, ylabel in zip(axes[0], ("projected step (ms)", "weak-scaling efficiency")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("nodes")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    legend_outside(axes[0][-1])
+    fig.tight_layout()
+    a = p["attrs"]
+    checked = int(a.get("checked_runs", 0))
+    err = a.get("worst_rel_error", float("nan"))
+    error = (f"Against the {checked} multi-rank run(s) it was given, the model's worst relative "
+             f"error was {100 * float(err):+.1f}%." if checked else
+             "No multi-rank run was given, so the model's error is not measured.")
+    caption = (f"Step time and efficiency projected for 1 to {max(t['nodes'])} nodes by the α–β model "
+               f"of profiling/projection.h (latency {1e6 * float(a.get('inter_latency_s', 0)):.2f} us and "
+               f"bandwidth {1e-9 / float(a.get('inter_s_per_byte', 1)):.2f} GB/s between nodes), "
+               f"from the /projection table of {p['file']}. {error}")
+    rep.figure(fig, "projection", title, caption, data)

@@ -24,7 +24,8 @@ from page import Report  # noqa: E402
 
 def build(results, out):
     ctx = figures.Context(runs=results.runs, comms=results.comms,
-                          methods=sorted({r.method for r in results.runs}))
+                          methods=sorted({r.method for r in results.runs}),
+                          projections=results.projections)
     states = {}
     for r in results.runs:
         states[r.state] = states.get(r.state, 0) + 1
@@ -54,8 +55,9 @@ def build(results, out):
     rep.section("Counters", "PAPI counters and clocks per region, and fusebench's SDE counters.")
     figures.counters(rep, ctx)
     tables.sde_table(rep, ctx)
-    rep.section("Collectives")
+    rep.section("Collectives and the scaling projection")
     figures.collectives(rep, ctx)
+    figures.projection(rep, ctx)
     rep.section("Verdicts")
     tables.verdicts_table(rep, ctx)
     return rep
@@ -71,8 +73,8 @@ def main(argv=None):
         ap.error(f"{args.dir}: not a folder")
     out = args.out or os.path.join(args.dir, "report")
     results = load_results(args.dir, skip_dir=out)
-    if not results.runs and not results.comms:
-        print(f"report: no fusebench train or comm file under {args.dir}", file=sys.stderr)
+    if not results.runs and not results.comms and not results.projections:
+        print(f"report: no fusebench train, comm or projection file under {args.dir}", file=sys.stderr)
         return 1
     rep = build(results, out)
     written = rep.write()

@@ -27,6 +27,18 @@ print('      %d rows, efficiency %.3f at 64 nodes, model error %+.1f%% on the 2-
 " >"$tmp/chk" 2>&1; then pass "projection table: 1..64 nodes, efficiency 1 on one rank, non-increasing"; cat "$tmp/chk"
   else fail "projection table"; cat "$tmp/chk"; fi
 else fail "project failed"; tail -n 5 "$tmp/p.out"; fi
+# The report plots the projection with the model's error, from the file alone.
+mkdir -p "$tmp/rep" && cp "$tmp/p.h5" "$tmp/rep/projection.h5"
+if $PY plots/report.py "$tmp/rep" >"$tmp/rep.out" 2>&1 && $PY -c "
+import json, h5py, numpy as np
+d = json.load(open('$tmp/rep/report/projection.json'))
+t = h5py.File('$tmp/rep/projection.h5', 'r')['projection']
+assert np.allclose(d['series'][0]['efficiency'], t['efficiency'][()])
+html = open('$tmp/rep/report/index.html').read()
+assert 'projection.png' in html and 'worst relative error' in html
+print('      projection.png: efficiency equals the file; the caption states the model error')
+" >"$tmp/chk" 2>&1; then pass "the report plots the projection"; cat "$tmp/chk"
+else fail "projection in the report"; tail -n 5 "$tmp/chk" "$tmp/rep.out"; fi
 if "$FB" project --comm "$tmp/comm.h5" >/dev/null 2>&1; then fail "no train files accepted"; else pass "no train files: refused"; fi
 if "$FB" project --latency-us 2 --bandwidth-gbs 10 "$tmp/comm.h5" >"$tmp/bad" 2>&1; then fail "a comm file as a train run accepted"
 else pass "a comm file given as a training run: $(cut -c1-90 "$tmp/bad" | head -n 1)"; fi
