@@ -22,7 +22,6 @@ struct monitor {
     trace_run *run;
     const char **tensor_names;         // (P->count)
     double *wnorm, *gnorm, *ratio;     // (P->count)
-    double *scratch;                   // (P->count)
     float *w_prev;                     // (P->total) weights before the traced step's update
     int n_modules;
     int *module_index;                 // activation tensor index of each traced module
@@ -79,9 +78,8 @@ static fb_status create_traces(monitor *mon) {
     mon->wnorm = calloc((size_t)n, sizeof(double));
     mon->gnorm = calloc((size_t)n, sizeof(double));
     mon->ratio = calloc((size_t)n, sizeof(double));
-    mon->scratch = calloc((size_t)n, sizeof(double));
     mon->w_prev = malloc(P->total * sizeof(float));
-    FB_REQUIRE(mon->tensor_names && mon->wnorm && mon->gnorm && mon->ratio && mon->scratch && mon->w_prev, FB_ERR_ALLOC,
+    FB_REQUIRE(mon->tensor_names && mon->wnorm && mon->gnorm && mon->ratio && mon->w_prev, FB_ERR_ALLOC,
                "monitor: no memory for the traces of %d tensors", n);
     for (int i = 0; i < n; i++) mon->tensor_names[i] = P->tensors[i].name;
     FB_TRY(find_modules(mon));
@@ -150,7 +148,7 @@ void monitor_destroy(monitor *mon) {
         prof_counters_destroy(mon->pc);
     }
     trace_run_destroy(mon->run);
-    free(mon->tensor_names); free(mon->wnorm); free(mon->gnorm); free(mon->ratio); free(mon->scratch); free(mon->w_prev);
+    free(mon->tensor_names); free(mon->wnorm); free(mon->gnorm); free(mon->ratio); free(mon->w_prev);
     free(mon->module_index); free(mon->module_names); free(mon->module_kinds); free(mon->module_norm); free(mon->module_warning);
     free(mon);
 }
@@ -245,7 +243,7 @@ void monitor_before_optimizer(monitor *mon, int64_t step, const float *grads) {
     if (!monitor_traced(mon, step)) return;
     memcpy(mon->w_prev, mon->P->base[0], mon->P->total * sizeof(float));
     // Gradient norms now (reduced, not clipped); weight norms and update ratios after the step.
-    trace_param_norms(mon->P, mon->P->base[0], grads, NULL, mon->wnorm, mon->gnorm, mon->ratio);
+    trace_param_norms(mon->P, NULL, grads, NULL, NULL, mon->gnorm, NULL);
 }
 
 void monitor_gradients(monitor *mon, int64_t step, const float *grads, double global_norm) {
@@ -260,8 +258,8 @@ void monitor_after_optimizer(monitor *mon, int64_t step, double loss) {
     trace_run_loss(mon->run, step, loss);
     if (!isfinite(loss)) fb_sde_add(FB_SDE_NONFINITE, 1);
     if (!monitor_traced(mon, step)) return;
-    // The gradient norms were taken before clipping: this pass's go to scratch.
-    trace_param_norms(mon->P, mon->P->base[0], mon->P->base[1], mon->w_prev, mon->wnorm, mon->scratch, mon->ratio);
+    // Weights after the step and the update; the gradient norms were taken before clipping.
+    trace_param_norms(mon->P, mon->P->base[0], NULL, mon->w_prev, mon->wnorm, NULL, mon->ratio);
     mon->trace.step = step;
     mon->trace.eval_diff = NAN;
     mon->traced_step = step;

@@ -297,6 +297,18 @@ typedef struct {
     double times[TT_COUNT];
 } step_figures;
 
+// The loss on rows [r0, r1) of N held ones (its phase and time), its terms checked finite.
+static fb_status timed_loss(trainer *t, int step, const float *out, const float *y, int N, int r0, int r1, int block,
+                            float *dout, step_figures *f) {
+    const double t0 = MPI_Wtime();
+    monitor_phase_begin(t->mon, PROF_PHASE_LOSS);
+    fb_status st = t->m.s->loss(&t->m, out, y, N, r0, r1, block, f->terms, dout);
+    monitor_phase_end(t->mon);
+    if (st == FB_OK) st = finite_terms(f->terms, t->m.n_terms, &t->m, step);
+    f->times[TT_LOSS] = MPI_Wtime() - t0;
+    return st;
+}
+
 // One optimizer step under either strategy. Returns the agreed status (the same on every rank).
 static fb_status train_step(trainer *t, int step, step_figures *f) {
     const train_config *c = t->c;
@@ -339,23 +351,13 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
     if (dp) {
         par_gather_floats(p, t->out, t->out_all, n * od, 0);
         if (root) {
-            t0 = MPI_Wtime();
-            monitor_phase_begin(mon, PROF_PHASE_LOSS);
-            st = m->s->loss(m, t->out_all, t->y_all, B, 0, B, 0, f->terms, t->dout_all);
-            monitor_phase_end(mon);
-            if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
-            T[TT_LOSS] = MPI_Wtime() - t0;
+            st = timed_loss(t, step, t->out_all, t->y_all, B, 0, B, 0, t->dout_all, f);
         }
         FB_TRY(par_agree(p, st));
         par_bcast_doubles(p, f->terms, nt, 0);
         par_scatter_floats(p, t->dout_all, t->dout, n * od, 0);
     } else if (c->pairs == TRAIN_PAIRS_LOCAL) {
-        t0 = MPI_Wtime();
-        monitor_phase_begin(mon, PROF_PHASE_LOSS);
-        st = m->s->loss(m, t->out, t->y, n, 0, n, 0, f->terms, t->dout);
-        monitor_phase_end(mon);
-        if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
-        T[TT_LOSS] = MPI_Wtime() - t0;
+        st = timed_loss(t, step, t->out, t->y, n, 0, n, 0, t->dout, f);
         FB_TRY(par_agree(p, st));
         par_allreduce_doubles(p, f->terms, nt);
         for (int k = 0; k < nt; k++) f->terms[k] /= t->P_ranks;   // the mean of the local losses
@@ -367,20 +369,15 @@ static fb_status train_step(trainer *t, int step, step_figures *f) {
             memcpy(t->rec + (size_t)i * w + od, t->y + (size_t)i * ys, (size_t)ys * sizeof(float));
         }
         par_allgather_floats(p, t->rec, t->rec_all, n * w);
-        t0 = MPI_Wtime();
         for (int i = 0; i < B; i++) {
             memcpy(t->out_all + (size_t)i * od, t->rec_all + (size_t)i * w, (size_t)od * sizeof(float));
             memcpy(t->y_all + (size_t)i * ys, t->rec_all + (size_t)i * w + od, (size_t)ys * sizeof(float));
         }
         const int block = c->pairs == TRAIN_PAIRS_BLOCKDIAG ? n : 0;
-        monitor_phase_begin(mon, PROF_PHASE_LOSS);
-        st = m->s->loss(m, t->out_all, t->y_all, B, (int)first, (int)first + n, block, f->terms, t->dout);
-        monitor_phase_end(mon);
-        if (st == FB_OK) st = finite_terms(f->terms, nt, m, step);
+        st = timed_loss(t, step, t->out_all, t->y_all, B, (int)first, (int)first + n, block, t->dout, f);
         // The rows' share of the global objective; DDP's averaging divides by P again.
         const float scale = (float)t->P_ranks;
         for (size_t i = 0; i < (size_t)n * od; i++) t->dout[i] *= scale;
-        T[TT_LOSS] = MPI_Wtime() - t0;
         FB_TRY(par_agree(p, st));
         par_allreduce_doubles(p, f->terms, nt);
         if (block)

@@ -2,13 +2,14 @@
 // square root, optional affine weight/bias).
 //
 // Determinism: every row is computed by one thread, and row sums use 32 independent partial sums
-// in a fixed lane pattern (FB_ROW_LANES), combined in a fixed order. Nothing is reassociated, so
+// in a fixed lane pattern (vecmath.h's FB_V8_LANES), combined in a fixed order. Nothing is reassociated, so
 // results do not depend on the thread count, the vector width or the buffers' alignment. (Explicit
 // vectors rather than scalar lane arrays: GCC 12 turns `acc[k] += x[j + k]` lane loops into
 // in-order scalar adds, about 2x slower here.) The weight/bias gradients are parallel over blocks
 // of columns, each summing rows in order (as linear.c's bias gradient), so they are thread-count
 // independent too, with no atomics.
 #include "layernorm.h"
+#include "vecmath.h"
 #include <math.h>
 #include <string.h>
 
@@ -19,59 +20,17 @@
 #define LN_FLOPS_DINP 14.0
 #define LN_FLOPS_DPARAMS 5.0
 
-// Row sums use 32 lanes held in four 8-float vectors (GCC/Clang vector extension, lowered to
-// whatever SIMD the target has; four independent accumulators hide the add latency). Element j
-// always goes to the same lane: whole blocks of 32 to vectors 0..3, then up to three whole
-// vectors to 0, 1, 2, then the last D % 8 elements (padded so the unused lanes add 0) to vector 3.
-// The lanes are combined in a fixed order at the end.
-// (Vectors are passed by pointer, never by value: by value they change the ABI on targets without
-// 32-byte registers, and GCC warns with -Wpsabi.)
-typedef float fb_v8 __attribute__((vector_size(32)));
-
-static inline float lanes_total(const fb_v8 a[4]) {
-    fb_v8 v = (a[0] + a[1]) + (a[2] + a[3]);
-    float t[8];
-    memcpy(t, &v, sizeof t);
-    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
-}
-
-// Calls STEP(u, j, n) for vector accumulator u, offset j and n = 8 valid lanes (the tail: D % 8)
-// in the fixed pattern above; STEP pads lanes >= n through loadn.
-#define FB_ROW_LANES(D, STEP)                                                     \
-    do {                                                                          \
-        int j_ = 0;                                                               \
-        for (; j_ + 32 <= (D); j_ += 32)                                          \
-            for (int u_ = 0; u_ < 4; u_++) STEP(u_, j_ + 8 * u_, 8);              \
-        for (int u_ = 0; j_ + 8 <= (D); u_++, j_ += 8) STEP(u_, j_, 8);          \
-        if (j_ < (D)) STEP(3, j_, (D) - j_);                                      \
-    } while (0)
-
-// *v = x[0 .. n), lanes >= n set to `pad`
-static inline void loadn(fb_v8 *v, const float *x, int n, float pad) {
-    if (n == 8) {
-        memcpy(v, x, sizeof *v);
-        return;
-    }
-    for (int k = 0; k < 8; k++) (*v)[k] = k < n ? x[k] : pad;
-}
-
-// sum_j x[j]
-static inline float row_sum(const float *restrict x, int D) {
-    fb_v8 a[4] = {{0}};
-#define STEP(u, j, n) do { fb_v8 v; loadn(&v, x + (j), (n), 0.0f); a[u] += v; } while (0)
-    FB_ROW_LANES(D, STEP);
-#undef STEP
-    return lanes_total(a);
-}
+// Row sums: vecmath.h's fixed 32-lane pattern (FB_V8_LANES: element j always in the same lane,
+// the lanes combined in a fixed order), with tail lanes padded so they add nothing.
 
 // *s1 = sum_j (x[j] - m), *s2 = sum_j (x[j] - m)^2. Tail lanes are padded with m, so d = 0 there.
 static inline void row_centered_sums(const float *restrict x, float m, int D, float *s1, float *s2) {
     fb_v8 a1[4] = {{0}}, a2[4] = {{0}};
-#define STEP(u, j, n) do { fb_v8 d; loadn(&d, x + (j), (n), m); d -= m; a1[u] += d; a2[u] += d * d; } while (0)
-    FB_ROW_LANES(D, STEP);
+#define STEP(u, j, n) do { fb_v8 d; fb_v8_loadn_pad(&d, x + (j), (n), m); d -= m; a1[u] += d; a2[u] += d * d; } while (0)
+    FB_V8_LANES(D, STEP);
 #undef STEP
-    *s1 = lanes_total(a1);
-    *s2 = lanes_total(a2);
+    *s1 = fb_v8_total(a1);
+    *s2 = fb_v8_total(a2);
 }
 
 // With dn = dout * w (w NULL: dn = dout) and xh = (x - m) * s:
@@ -82,17 +41,17 @@ static inline void row_backward_sums(const float *restrict dout, const float *re
     fb_v8 a1[4] = {{0}}, a2[4] = {{0}};
 #define STEP(u, j, n) do {                                                              \
         fb_v8 dn, wv, xh;                                                               \
-        loadn(&dn, dout + (j), (n), 0.0f);                                              \
-        if (w) { loadn(&wv, w + (j), (n), 0.0f); dn *= wv; }                            \
-        loadn(&xh, x + (j), (n), m);                                                    \
+        fb_v8_loadn_pad(&dn, dout + (j), (n), 0.0f);                                              \
+        if (w) { fb_v8_loadn_pad(&wv, w + (j), (n), 0.0f); dn *= wv; }                            \
+        fb_v8_loadn_pad(&xh, x + (j), (n), m);                                                    \
         xh = (xh - m) * s;                                                              \
         a1[u] += dn;                                                                    \
         a2[u] += dn * xh;                                                               \
     } while (0)
-    FB_ROW_LANES(D, STEP);
+    FB_V8_LANES(D, STEP);
 #undef STEP
-    *s1 = lanes_total(a1);
-    *s2 = lanes_total(a2);
+    *s1 = fb_v8_total(a1);
+    *s2 = fb_v8_total(a2);
 }
 
 int layernorm_declare(fb_layout *L, const char *prefix, int D, layernorm_params *p, layernorm_params *g) {
@@ -128,7 +87,7 @@ fb_status layernorm_forward(float *out, float *mean, float *rstd, const float *i
         float *o = out + (size_t)n * D;
         // Two passes, the second corrected (Bjorck): m0 is the rounded mean, c = sum(x - m0)
         // repairs it, and var = sum((x - m0)^2)/D - (c/D)^2 loses nothing to cancellation.
-        float m0 = row_sum(x, D) / fd, c, ss;
+        float m0 = fb_row_sum(x, D) / fd, c, ss;
         row_centered_sums(x, m0, D, &c, &ss);
         float cm = c / fd, m = m0 + cm;
         float var = ss / fd - cm * cm;

@@ -159,13 +159,15 @@ FB_VM_INLINE void fbv_storen(float *p, fb_vf v, size_t n) {
 // vector 3), combined in a fixed order: the result depends on neither the vector width nor the
 // thread count. (The pattern of softmax.c's and layernorm.c's row sums.)
 typedef float fb_v8 __attribute__((vector_size(32)));
-FB_VM_INLINE void fb_v8_loadn(fb_v8 *v, const float *x, int n) {
+// *v = x[0 .. n), lanes >= n set to pad (fb_v8_loadn: 0, so they add nothing to a sum)
+FB_VM_INLINE void fb_v8_loadn_pad(fb_v8 *v, const float *x, int n, float pad) {
     if (n == 8) {
         memcpy(v, x, sizeof *v);
         return;
     }
-    for (int k = 0; k < 8; k++) (*v)[k] = k < n ? x[k] : 0.0f;
+    for (int k = 0; k < 8; k++) (*v)[k] = k < n ? x[k] : pad;
 }
+FB_VM_INLINE void fb_v8_loadn(fb_v8 *v, const float *x, int n) { fb_v8_loadn_pad(v, x, n, 0.0f); }
 FB_VM_INLINE float fb_v8_total(const fb_v8 a[4]) {
     fb_v8 v = (a[0] + a[1]) + (a[2] + a[3]);
     float t[8];

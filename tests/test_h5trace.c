@@ -630,24 +630,14 @@ static void test_flush_cost(void **state) {
 
 // ---- Set-up ----
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int make_tmpdir(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "%s/fb_h5trace_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "h5trace");
 }
 
 static int remove_tmpdir(void **state) {
     (void)state;
-    if (getenv("FB_KEEP_TMP")) {
-        printf("FB_KEEP_TMP: files kept in %s\n", tmpdir);
-        return 0;
-    }
-    return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(tmpdir);
 }
 
 int main(void) {

@@ -261,15 +261,12 @@ static void test_encode(void **state) {
 
 static int make_tmpdir(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "%s/fb_metadata_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "metadata");
 }
 
 static int remove_tmpdir(void **state) {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(tmpdir);
 }
 
 int main(void) {

@@ -395,19 +395,12 @@ static void test_damaged(void **state) {
 
 static int make_tmpdir(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "%s/fb_newick_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "newick");
 }
 
 static int remove_tmpdir(void **state) {
     (void)state;
-    const char *names[] = {"deep.nwk", "hand.nwk", "r1.nwk", "r2.nwk", "bad.nwk"};
-    char path[512];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
-        remove(path);
-    }
-    return rmdir(tmpdir);
+    return tmpdir_remove(tmpdir);
 }
 
 int main(void) {

@@ -388,15 +388,9 @@ static void test_bad_inputs(void **state) {
 
 // ---- Set-up: the cases and references, in a scratch folder ----
 
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "%s/fb_unifrac_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) return -1;
+    if (tmpdir_make(dir, sizeof dir, "unifrac") != 0) return -1;
     setenv("TMPDIR", dir, 1);   // where fb_unifrac_* put their tree copies (tree_copies counts them)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/unifrac_check.py make %s", FB_SOURCE_DIR, dir);
@@ -410,11 +404,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    if (getenv("FB_KEEP_TMP")) {
-        printf("FB_KEEP_TMP: files kept in %s\n", dir);
-        return 0;
-    }
-    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(dir);
 }
 
 int main(void) {

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include <ftw.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -203,4 +204,22 @@ int rows_differing(const float *part, const float *whole, const int *src, int ro
     int n = 0;
     for (int i = 0; i < rows; i++) n += !bitwise_equal(part + (size_t)i * row_size, whole + (size_t)src[i] * row_size, row_size);
     return n;
+}
+
+int tmpdir_make(char *dir, size_t size, const char *name) {
+    snprintf(dir, size, "%s/fb_%s_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int tmpdir_remove(const char *dir) {
+    if (getenv("FB_KEEP_TMP")) {
+        printf("FB_KEEP_TMP: files kept in %s\n", dir);
+        return 0;
+    }
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -55,6 +55,10 @@ void fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 float *alloc_floats(size_t n);   // zeroed, fails the test on OOM
 void set_threads(int n);         // OpenMP and OpenBLAS thread count
 int bitwise_equal(const float *a, const float *b, size_t n);
+// A fresh scratch folder $TMPDIR/fb_<name>_XXXXXX written into dir (size bytes); 0, or -1.
+int tmpdir_make(char *dir, size_t size, const char *name);
+// Removes it and everything in it, or keeps it (and says where) when FB_KEEP_TMP is set; 0, or -1.
+int tmpdir_remove(const char *dir);
 // Row decomposition: a sub-batch holds rows src[0..rows) of a whole batch, row_size floats each.
 // gather_rows copies them out of the whole; rows_differing counts the sub-batch's rows that are not
 // bitwise the whole's (0: the part reproduces the whole run's rows).
