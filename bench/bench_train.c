@@ -30,13 +30,13 @@
 typedef struct {
     const char *scenario, *method, *variant, *parallel, *pairs, *optimizer, *out, *checkpoint, *resume;
     int batch, batch_per_rank, steps, threads, warmup, checkpoint_every, no_progress, no_h5, poison_step, nesterov;
-    int trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step, celestial_raw;
+    int holdout, trace_every, eval_check_every, no_counters, no_trace, flush_every, overhead, kill_at_step, celestial_raw;
     const char *table, *tree, *metadata, *unifrac, *target_column, *asv_select, *ts_world, *mm_world;
     double rarefy;
     int tokens;
     const char *papi_events;
     int D, H, layers, F;
-    double bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
+    double gate_bias, bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
     int seed;
 } topts;
 
@@ -124,6 +124,9 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
             }
         }
     }
+    if (!why[0] && !isnan(o->gate_bias) && method && fusion_find(method) && !fusion_find(method)->has_gate_bias)
+        snprintf(why, sizeof why, "--gate-bias: %s has no gate with a configurable bias (gated_add and gated_interp do)",
+                 method);
     if (!why[0] && o->batch && o->batch_per_rank)
         snprintf(why, sizeof why, "give --batch (global) or --batch-per-rank, not both");
     if (why[0]) {
@@ -135,6 +138,9 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     c->model.D = o->D; c->model.H = o->H; c->model.layers = o->layers; c->model.F = o->F;
     c->model.dropout = (float)o->dropout;
     c->model.celestial_raw = o->celestial_raw;
+    c->holdout = o->holdout;
+    c->model.gate_bias_set = !isnan(o->gate_bias);
+    c->model.gate_bias = (float)o->gate_bias;
     static fb_worlds worlds;   // outlives the run (c points into it)
     char wwhy[320];
     if (fb_worlds_parse(c->scenario ? c->scenario->name : NULL, o->ts_world, o->mm_world, &worlds, wwhy,
@@ -265,6 +271,12 @@ static double report(const train_config *c, const train_result *r, const fb_mpi_
            c->scenario->name, c->model.method, train_strategy_names[c->strategy],
            c->strategy == TRAIN_DDP ? train_pairs_names[c->pairs] : "all", run->size, threads, c->batch,
            med[TT_STEP] * 1e3, sps, exposed_pct, r->loss[r->steps - 1], r->param_checksum, fired);
+    if (r->holdout_n > 0) {
+        printf("FOM holdout samples=%d loss=%.9g", r->holdout_n, r->holdout_loss);
+        for (int k = 0; k < r->n_terms; k++) printf(" %s=%.9g", r->term_names[k], r->holdout_terms[k]);
+        if (!isnan(r->holdout_accuracy)) printf(" accuracy=%.4f", r->holdout_accuracy);
+        putchar('\n');
+    }
     return sps;
 }
 
@@ -386,7 +398,7 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
                 .bucket_mb = 25.0, .first_bucket_mb = 1.0, .lr = -1, .lr_min = 0, .weight_decay = -1, .momentum = -1,
                 .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1,
                 .trace_every = 10, .eval_check_every = 100, .flush_every = 50, .kill_at_step = -1,
-                .target_column = "target", .asv_select = "abundance", .rarefy = 5000, .tokens = 32 };
+                .target_column = "target", .asv_select = "abundance", .rarefy = 5000, .tokens = 32, .gate_bias = NAN };
     const fb_option opts[] = {
         { "scenario", FB_OPT_STRING, &o.scenario, "NAME", "timeseries, multimodal or microbiome (required)", 1, 0, 0 },
         { "method", FB_OPT_STRING, &o.method, "NAME", "fusion method (`fusebench list`) [default: the scenario's]", 1, 0, 0 },
@@ -432,6 +444,12 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
           "frac_b_only 0.2)", 1, 0, 0 },
         { "celestial-raw", FB_OPT_FLAG, &o.celestial_raw, NULL, "timeseries: no LayerNorm on the celestial path (the\n"
           "000 document's state before its fix: a magnitude imbalance)", 1, 0, 0 },
+        { "holdout", FB_OPT_INT, &o.holdout, "N", "after training, evaluate on N held-out samples (generator\n"
+          "indices no run trains on): every loss term over all of them\n"
+          "(every pair), accuracy for a classifier; 0 = none", 0, 1 << 20, 0 },
+        { "gate-bias", FB_OPT_DOUBLE, &o.gate_bias, "B", "initial bias of the fusion gate's last layer [default: the\n"
+          "method's: -2, g ~ 0.12, the 000 document's advice; 0 gives the\n"
+          "source's g ~ 0.5]; gated_add and gated_interp only", 1, 0, 0 },
         { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },
         { "threads", FB_OPT_INT, &o.threads, "T", "OpenMP (and OpenBLAS) threads per rank", 1, 4096, 0 },
         { "checkpoint", FB_OPT_STRING, &o.checkpoint, "FILE", "checkpoint file (HDF5), written atomically every\n"

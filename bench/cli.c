@@ -180,7 +180,9 @@ void fb_cli_print_options(FILE *f, const fb_option *opts, int nopts) {
         switch (o->type) {
         case FB_OPT_FLAG: break;
         case FB_OPT_INT: snprintf(def, sizeof def, "%d", *(int *)o->value); break;
-        case FB_OPT_DOUBLE: snprintf(def, sizeof def, "%g", *(double *)o->value); break;
+        case FB_OPT_DOUBLE:   // NaN: "not given", the help text says what then
+            if (!isnan(*(double *)o->value)) snprintf(def, sizeof def, "%g", *(double *)o->value);
+            break;
         case FB_OPT_STRING: {
             const char *s = *(const char **)o->value;
             if (s) snprintf(def, sizeof def, "%s", s);

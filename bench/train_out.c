@@ -16,6 +16,8 @@ static void write_config(train_out *o, const train_result *r) {
     fb_h5_attr_string(h, g, "scenario", c->scenario->name);
     fb_h5_attr_string(h, g, "method", c->model.method);
     fb_h5_attr_int(h, g, "variant", c->model.variant);
+    fb_h5_attr_double(h, g, "gate_bias", c->model.gate_bias_set ? c->model.gate_bias : NAN);   // NaN: the method's
+    fb_h5_attr_int(h, g, "celestial_raw", c->model.celestial_raw);
     fb_h5_attr_string(h, g, "parallel", train_strategy_names[c->strategy]);
     fb_h5_attr_string(h, g, "pairs", train_pairs_names[c->pairs]);
     fb_h5_attr_int(h, g, "batch", c->batch);
@@ -47,7 +49,7 @@ static void write_config(train_out *o, const train_result *r) {
 static const char *const fusion_vars[] = {
     "norm_a", "norm_b", "mean_a", "std_a", "mean_b", "std_b", "ratio", "gate_mean", "gate_std", "gate_min", "gate_max",
     "out_norm", "out_mean", "out_std", "attention_entropy", "grad_norm_a", "grad_norm_b", "imbalance_warning",
-    "gate_saturated_count",
+    "gate_saturated_count", "attention_spread", "aux_loss", "expected_cost", "cost_budget",
 };
 #define N_FUSION_VARS ((int)(sizeof fusion_vars / sizeof fusion_vars[0]))
 
@@ -60,6 +62,8 @@ static void fusion_row(const trace_fusion_stats *s, double ga, double gb, double
         s->has_gate ? s->gate_max : nan, s->has_out ? s->out_norm : nan, s->has_out ? s->out_mean : nan,
         s->has_out ? s->out_std : nan, s->has_attention ? s->attention_entropy : nan, ga, gb,
         (double)s->imbalance_warning, s->has_gate ? (double)s->gate_saturated_count : nan,
+        s->has_attention ? s->attention_spread : nan, s->has_cost ? s->aux_loss : nan,
+        s->has_cost ? s->cost_expected : nan, s->has_cost ? s->cost_budget : nan,
     };
     memcpy(v, row, sizeof row);
 }
@@ -108,7 +112,11 @@ static fb_status create_traces(train_out *o, const monitor_trace *t) {
         }
     }
     fb_h5_var fv[N_FUSION_VARS];
-    for (int v = 0; v < N_FUSION_VARS; v++) fv[v] = (fb_h5_var){ fusion_vars[v], "1", NULL, 0 };
+    for (int v = 0; v < N_FUSION_VARS; v++) {
+        const char *name = fusion_vars[v];
+        const char *units = strstr(name, "cost") ? "mJ" : strcmp(name, "attention_entropy") == 0 ? "nats" : "1";
+        fv[v] = (fb_h5_var){ name, units, NULL, 0 };
+    }
     for (int k = 0; k < t->n_points && k < MONITOR_MAX_POINTS; k++) {
         char name[160];
         snprintf(name, sizeof name, "traces/fusion/%s", t->point_names[k]);
@@ -316,6 +324,16 @@ static void write_summary(train_out *o, const train_result *r, const double *med
     for (int i = 0; i < r->n_verdicts; i++) fired += r->verdicts[i].fired;
     fb_h5_attr_int(h, g, "verdicts_fired", fired);
     fb_h5_attr_int(h, g, "norm_warnings", r->norm_warnings);
+    if (r->holdout_n > 0) {   // the held-out evaluation (--holdout)
+        fb_h5_attr_int(h, g, "holdout_samples", r->holdout_n);
+        fb_h5_attr_double(h, g, "holdout_loss", r->holdout_loss);
+        for (int k = 0; k < r->n_terms; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "holdout_%s", r->term_names[k]);
+            fb_h5_attr_double(h, g, name, r->holdout_terms[k]);
+        }
+        fb_h5_attr_double(h, g, "holdout_accuracy", r->holdout_accuracy);
+    }
     H5Gclose(g);
 }
 

@@ -48,6 +48,12 @@ void model_destroy(model *m) {
     m->n_points = 0;   // they lived in self
 }
 
+void model_fusion_options(const model_config *c, fusion_config *fc) {
+    fc->variant = c->variant;
+    fc->dropout = c->dropout;
+    if (c->gate_bias_set) fc->gate_bias = c->gate_bias;
+}
+
 fb_status model_add_fusion_point(model *m, fusion *f, const char *name) {
     FB_REQUIRE(m->n_points < MODEL_MAX_FUSION_POINTS, FB_ERR_INTERNAL,
                "%s: more than %d fusion points (raise MODEL_MAX_FUSION_POINTS)", m->s ? m->s->name : "model",

@@ -42,6 +42,8 @@ typedef struct {
 typedef struct {
     const char *method;     // fusion method name (kernels/fusion/methods.def)
     int variant;            // its variant index (0 = the document's form)
+    int gate_bias_set;      // 1: gate_bias replaces the method's initial gate bias (fusion_config.gate_bias)
+    float gate_bias;
     int B;                  // largest batch one process runs: activations are sized for it
     int D, H, layers, F;    // width, heads, transformer layers, FFN width (0: the scenario's default)
     float dropout;
@@ -80,6 +82,9 @@ typedef struct {
     // pair_block: 0 = every pair of the N rows counts, k > 0 = only pairs within blocks of k rows.
     fb_status (*loss)(const model *m, const float *out, const float *y, int N, int r0, int r1,
                       int pair_block, double *terms, float *dout_rows);
+    // Classifiers: the fraction of the N rows whose largest output is the label (NULL: not a
+    // classifier).
+    double (*accuracy)(const model *m, const float *out, const float *y, int N);
     void (*destroy)(model *m);
 } scenario;
 
@@ -116,6 +121,9 @@ const scenario *scenario_find(const char *name);
 // Creates the model; a method that does not fit is refused with the list of those that do.
 fb_status model_create(model *m, const scenario *s, const model_config *c, fb_layout *P, fb_layout *A);
 void model_destroy(model *m);
+// For scenarios' create: the settings every scenario's main fusion point takes from the model config
+// (variant, dropout, a given gate bias), applied over a fusion_default_config.
+void model_fusion_options(const model_config *c, fusion_config *fc);
 // For scenarios' create: registers fusion point f (created, owned by the scenario) under `name`
 // (a string that outlives the model). FB_ERR_INTERNAL past MODEL_MAX_FUSION_POINTS.
 fb_status model_add_fusion_point(model *m, fusion *f, const char *name);

@@ -611,8 +611,7 @@ static fb_status mb_create(model *m, fb_layout *P, fb_layout *A) {
     fc.prefix = "fusion";
     fc.H = c->H;
     fc.L = 0;            // the method's default latents
-    fc.dropout = c->dropout;
-    fc.variant = c->variant;
+    model_fusion_options(c, &fc);
     fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = 0};   // fusion point #0
     if (seq) {
         fc.a_mask = s->amask;

@@ -131,8 +131,7 @@ static fb_status mm_create(model *m, fb_layout *P, fb_layout *A) {
     if (c->H) fc.H = c->H;
     fc.F = c->F;
     fc.layers = c->layers;
-    fc.dropout = c->dropout;
-    fc.variant = c->variant;
+    model_fusion_options(c, &fc);
     fc.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = 0};   // fusion point #0
     s->first_fusion = P->count;
     FB_TRY(fusion_create(&s->f, m->method, &fc, P, A));
@@ -245,6 +244,19 @@ static fb_status mm_loss(const model *m, const float *out, const float *y, int N
     return FB_OK;
 }
 
+static double mm_accuracy(const model *m, const float *out, const float *y, int N) {
+    const int C = m->c.classes;
+    int right = 0;
+    for (int i = 0; i < N; i++) {
+        const float *row = out + (size_t)i * C;
+        int best = 0;
+        for (int k = 1; k < C; k++)
+            if (row[k] > row[best]) best = k;
+        right += best == (int)y[(size_t)i * m->y_stride];
+    }
+    return N > 0 ? (double)right / N : NAN;
+}
+
 const scenario scenario_multimodal = {
     .name = "multimodal",
     .default_method = "concat_mlp",
@@ -259,5 +271,6 @@ const scenario scenario_multimodal = {
     .forward = mm_forward,
     .backward = mm_backward,
     .loss = mm_loss,
+    .accuracy = mm_accuracy,
     .destroy = mm_destroy,
 };

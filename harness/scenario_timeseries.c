@@ -350,8 +350,7 @@ static fb_status ts_create(model *m, fb_layout *P, fb_layout *A) {
     fusion_config mcfg = s->sequence ? fusion_default_config(B, S, TS_BODIES, D, D) : fusion_default_config(N, 1, 1, D, D);
     mcfg.prefix = "fusion";
     mcfg.H = c->H;
-    mcfg.variant = c->variant;
-    mcfg.dropout = c->dropout;
+    model_fusion_options(c, &mcfg);
     mcfg.rng = (fb_rng_key){.seed = c->seed, .step = 0, .site = TS_POINT_METHOD};
     FB_TRY(fusion_create(&s->method, m->method, &mcfg, P, A));
     FB_REQUIRE(s->method.out_positions == (s->sequence ? S : 1), FB_ERR_CONFIG,

@@ -91,15 +91,17 @@ static void make_fingerprint(trainer *t) {
     if (mc->mm_world)
         snprintf(world, sizeof world, "%d/%.9g/%.9g/%.9g/%.9g/%.9g", mc->mm_world->latent, mc->mm_world->signal,
                  mc->mm_world->noise, mc->mm_world->feature_noise, mc->mm_world->frac_a_only, mc->mm_world->frac_b_only);
+    char gate_bias[32] = "method";
+    if (mc->gate_bias_set) snprintf(gate_bias, sizeof gate_bias, "%.9g", mc->gate_bias);
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "scenario=%s; method=%s; variant=%d; D=%d; H=%d; layers=%d; F=%d; dropout=%.9g; seed=%llu; "
              "seq_len=%d; pred_len=%d; features=%d; classes=%d; feat_a=%d; feat_b=%d; max_asvs=%d; vocab=%d; "
-             "columns=%d; card=%d; cat_dim=%d; celestial_raw=%d; data_samples=%d; ts_world=%s; batch=%d; steps=%d; optimizer=%s; lr=%.9g; lr_min=%.9g; "
+             "columns=%d; card=%d; cat_dim=%d; celestial_raw=%d; gate_bias=%s; data_samples=%d; ts_world=%s; batch=%d; steps=%d; optimizer=%s; lr=%.9g; lr_min=%.9g; "
              "warmup=%d; weight_decay=%.9g; beta1=%.9g; beta2=%.9g; eps=%.9g; momentum=%.9g; nesterov=%d; clip=%.9g",
              t->m.s->name, t->m.method->name, mc->variant, mc->D, mc->H, mc->layers, mc->F, mc->dropout,
              (unsigned long long)mc->seed, mc->seq_len, mc->pred_len, mc->features, mc->classes, mc->feat_a,
              mc->feat_b, mc->max_asvs, mc->vocab, mc->columns, mc->card, mc->cat_dim, mc->celestial_raw,
-             mc->microbiome_data ? mc->microbiome_data->n_total : 0, world, c->batch, c->steps,
+             gate_bias, mc->microbiome_data ? mc->microbiome_data->n_total : 0, world, c->batch, c->steps,
              o->kind == FB_OPTIM_ADAMW ? "adamw" : "sgd", o->lr, c->lr_min, t->warmup, o->weight_decay, o->beta1,
              o->beta2, o->eps, o->momentum, o->nesterov, c->clip);
 }
@@ -113,6 +115,10 @@ static int has_pairwise_term(const model *m) {
 // Checks the run's shape against the ranks (identical on every rank, so no agreement is needed
 // for the verdict itself, but the caller agrees anyway).
 static fb_status check_config(const train_config *c, int ranks) {
+    FB_REQUIRE(c->holdout >= 0, FB_ERR_CONFIG, "--holdout %d: a sample count is >= 0", c->holdout);
+    FB_REQUIRE(!c->holdout || !c->model.microbiome_data, FB_ERR_CONFIG,
+               "--holdout needs the synthetic generator: with --table every sample of the files is a training "
+               "sample (the run cycles through them), so none is held out");
     FB_REQUIRE(c->scenario, FB_ERR_CONFIG, "no scenario given (known: timeseries, multimodal, microbiome)");
     FB_REQUIRE(c->batch >= 1, FB_ERR_CONFIG, "the global batch must be >= 1 (got %d)", c->batch);
     FB_REQUIRE(c->steps >= 1, FB_ERR_CONFIG, "steps must be >= 1 (got %d)", c->steps);
@@ -141,6 +147,9 @@ static fb_status trainer_setup(trainer *t, const train_config *c) {
     FB_REQUIRE(!has_pairwise_term(&t->m) || t->B % 2 == 0, FB_ERR_CONFIG,
                "the %s scenario's pairwise loss (%s) needs an even global batch, as its source system requires "
                "(got B = %d)", t->m.s->name, t->m.term_names[t->m.n_terms - 1], t->B);
+    FB_REQUIRE(!has_pairwise_term(&t->m) || c->holdout % 2 == 0, FB_ERR_CONFIG,
+               "--holdout %d: the %s scenario's pairwise loss needs an even number of held-out samples",
+               c->holdout, t->m.s->name);
     FB_TRY(fb_layout_alloc(&t->P));
     FB_TRY(fb_layout_alloc(&t->A));
     fb_layout_initialize(&t->P, t->m.c.seed);
@@ -289,6 +298,38 @@ static void eval_check(trainer *t, const model_batch *train_batch, int step) {
         if (d > diff || isnan(d)) diff = isnan(d) ? INFINITY : d;
     }
     monitor_eval_result(t->mon, step, st == FB_OK ? diff : NAN);
+}
+
+// The held-out evaluation (train_config.holdout; rank 0, after the last step and the counters, so
+// neither the step timings nor the phases see it). Forward in evaluation mode in chunks of this
+// rank's batch rows (the activations' size), then the loss over all N rows at once: pair_block 0,
+// every pair, so runs trained with different pair scopes are judged by one yardstick.
+static fb_status holdout_eval(trainer *t, train_result *r) {
+    model *m = &t->m;
+    const int N = t->c->holdout, od = m->out_dim;
+    float *out = alloc_floats((size_t)N * od), *dout = alloc_floats((size_t)N * od);
+    float *y = alloc_floats((size_t)N * m->y_stride);
+    fb_status st = out && dout && y ? FB_OK : fb_fail(FB_ERR_ALLOC, "cannot allocate the held-out buffers (%d rows)", N);
+    for (int i0 = 0; st == FB_OK && i0 < N; i0 += t->n) {
+        const int rows = N - i0 < t->n ? N - i0 : t->n;
+        for (int i = 0; i < rows; i++)
+            m->s->sample(m, TRAIN_HOLDOUT_FIRST + (uint64_t)(i0 + i), t->x + (size_t)i * m->in_stride,
+                         y + (size_t)(i0 + i) * m->y_stride);
+        const model_batch b = { .B = rows, .x = t->x, .y = y + (size_t)i0 * m->y_stride, .first = (uint64_t)i0,
+                                .step = UINT32_MAX, .training = 0 };
+        st = m->s->forward(m, &b, out + (size_t)i0 * od);
+    }
+    if (st == FB_OK) st = m->s->loss(m, out, y, N, 0, N, 0, r->holdout_terms, dout);
+    if (st == FB_OK) {
+        r->holdout_n = N;
+        r->holdout_loss = 0;
+        for (int k = 0; k < m->n_terms; k++) r->holdout_loss += r->holdout_terms[k];
+        r->holdout_accuracy = m->s->accuracy ? m->s->accuracy(m, out, y, N) : NAN;
+    }
+    free(out);
+    free(dout);
+    free(y);
+    return st;
 }
 
 typedef struct {
@@ -628,6 +669,8 @@ static fb_status run(trainer *t, const train_config *c, train_result *res) {
         res->n_verdicts = monitor_verdicts(t->mon, res->verdicts, TRAIN_MAX_VERDICTS);
         res->norm_warnings = monitor_norm_warnings(t->mon);
     }
+    res->holdout_accuracy = NAN;
+    if (c->holdout > 0) FB_TRY(par_agree(&t->comm, t->rank == 0 ? holdout_eval(t, res) : FB_OK));
     snprintf(res->param_checksum, sizeof res->param_checksum, "%016llx", (unsigned long long)param_hash(&t->P));
     return FB_OK;
 }

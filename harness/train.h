@@ -52,6 +52,8 @@ typedef struct {
     double progress_seconds;     // interval between progress lines when not on a terminal
     int poison_step;             // testing: a NaN in the output of global row B-1 at this step; -1: never
     monitor_config monitor;      // counters, traces, checks (harness/monitor.h)
+    int holdout;                 // samples of the held-out evaluation after training (0: none); see
+                                 // train_result.holdout_*
     const train_sink *sink;      // rank 0 receives every step and trace as it happens; NULL: none
 } train_config;
 
@@ -60,6 +62,7 @@ enum { TT_DATA, TT_FORWARD, TT_LOSS, TT_BACKWARD, TT_COMM, TT_COMM_EXPOSED, TT_O
 extern const char *const train_time_names[TT_COUNT];
 
 #define TRAIN_MAX_VERDICTS 64
+#define TRAIN_HOLDOUT_FIRST (UINT64_C(1) << 40)   // first held-out sample index (a run trains on steps x B < 2^40)
 
 struct train_result {
     int first_step, steps;       // steps [first_step, first_step + steps) ran (first_step > 0 on resume)
@@ -88,6 +91,12 @@ struct train_result {
     int64_t *virt_ns;            // (ranks, T, regions)
     int64_t *region_calls;       // (ranks, regions)
     int64_t sde[FB_SDE_COUNT];   // fusebench's SDE counters, summed over ranks
+    // Held-out evaluation (rank 0, train_config.holdout > 0): the final model in evaluation mode on
+    // `holdout` samples no run trains on (generator indices from TRAIN_HOLDOUT_FIRST), every loss
+    // term over all of them (a pairwise term over every pair, whatever --pairs the run trained
+    // with), and the accuracy of a classifier (NaN otherwise).
+    int holdout_n;
+    double holdout_terms[MODEL_MAX_TERMS], holdout_loss, holdout_accuracy;
     // Verdicts (rank 0).
     int64_t norm_warnings;       // NormMonitor warnings over the traced steps (module output norms > 100 or < 0.01)
     int n_verdicts;

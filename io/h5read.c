@@ -246,6 +246,49 @@ fb_status fb_h5r_read_doubles(const fb_h5r *r, const char *obj, double **out, si
     return st;
 }
 
+static fb_status dataset_column(const fb_h5r *r, const char *obj, size_t col, double **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    hid_t d = H5Dopen2(r->file, objpath(obj), H5P_DEFAULT);
+    FB_REQUIRE(d >= 0, FB_ERR_IO, "%s: no dataset %s", r->path, objpath(obj));
+    hid_t space = H5Dget_space(d), type = H5Dget_type(d);
+    hsize_t dims[2] = { 0, 0 };
+    const int ok_shape = space >= 0 && H5Sget_simple_extent_ndims(space) == 2 &&
+                         H5Sget_simple_extent_dims(space, dims, NULL) == 2;
+    const H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+    fb_status st = FB_OK;
+    if (!ok_shape || (cls != H5T_FLOAT && cls != H5T_INTEGER))
+        st = fb_fail(FB_ERR_IO, "%s: dataset %s is not a 2-D array of numbers", r->path, objpath(obj));
+    else if (col >= dims[1])
+        st = fb_fail(FB_ERR_IO, "%s: dataset %s has %llu columns, not %zu", r->path, objpath(obj),
+                     (unsigned long long)dims[1], col + 1);
+    double *buf = st == FB_OK && dims[0] ? malloc(dims[0] * sizeof *buf) : NULL;
+    if (st == FB_OK && dims[0]) {
+        const hsize_t start[2] = { 0, col }, count[2] = { dims[0], 1 };
+        hid_t mem = H5Screate_simple(1, count, NULL);
+        if (!buf || mem < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(d, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, buf) < 0)
+            st = fb_fail(buf ? FB_ERR_IO : FB_ERR_ALLOC, "%s: cannot read column %zu of %s", r->path, col, objpath(obj));
+        if (mem >= 0) H5Sclose(mem);
+    }
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    H5Dclose(d);
+    if (st != FB_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    *n = dims[0];
+    return FB_OK;
+}
+
+fb_status fb_h5r_read_column(const fb_h5r *r, const char *obj, size_t col, double **out, size_t *n) {
+    fb_status st;
+    QUIET(st = dataset_column(r, obj, col, out, n));
+    return st;
+}
+
 fb_status fb_h5r_read_int64s(const fb_h5r *r, const char *obj, int64_t **out, size_t *n) {
     fb_status st;
     void *buf = NULL;

@@ -43,6 +43,8 @@ fb_status fb_h5r_length(const fb_h5r *r, const char *obj, size_t *n);
 // The whole 1-D dataset `obj`: *n elements in *out (NULL when *n is 0).
 fb_status fb_h5r_read_doubles(const fb_h5r *r, const char *obj, double **out, size_t *n);
 fb_status fb_h5r_read_int64s(const fb_h5r *r, const char *obj, int64_t **out, size_t *n);
+// Column `col` of the 2-D numeric dataset `obj` (rows, cols): *n = rows values in *out.
+fb_status fb_h5r_read_column(const fb_h5r *r, const char *obj, size_t col, double **out, size_t *n);
 fb_status fb_h5r_read_strings(const fb_h5r *r, const char *obj, char ***out, size_t *n);
 void fb_h5r_free_strings(char **strings, size_t n);
 

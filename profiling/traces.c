@@ -175,6 +175,29 @@ static void gate_stats(trace_fusion_stats *s, const float *g, size_t n) {
     s->gate_saturated = (double)sat > TRACE_GATE_SAT_FRACTION * (double)n;
 }
 
+// See trace_fusion_stats.attention_spread. Weights (samples · positions, keys), row-major; serial
+// (a few thousand weights at a traced step) and in a fixed order, so the figure is thread-independent.
+static double attention_spread(const fusion_diag *d) {
+    const int P = d->att_positions, K = d->att_cols;
+    if (P < 2 || d->att_rows % P != 0) return NAN;
+    const int samples = d->att_rows / P;
+    double total = 0;
+    for (int b = 0; b < samples; b++) {
+        const float *w = d->attention + (size_t)b * P * K;
+        for (int k = 0; k < K; k++) {
+            double mean = 0, var = 0;
+            for (int p = 0; p < P; p++) mean += w[(size_t)p * K + k];
+            mean /= P;
+            for (int p = 0; p < P; p++) {
+                const double e = w[(size_t)p * K + k] - mean;
+                var += e * e;
+            }
+            total += sqrt(var / P);
+        }
+    }
+    return total / ((double)samples * K);
+}
+
 static fb_status check_point(const float *a, size_t rows_a, int D, const float *b, size_t rows_b, int E,
                              const float *out, size_t rows_out, int D_out, const fusion_diag *diag) {
     FB_REQUIRE(a && b, FB_ERR_SHAPE, "trace_fusion_point: missing stream %s", a ? "b" : "a");
@@ -215,6 +238,13 @@ fb_status trace_fusion_point(trace_fusion_stats *s, const float *a, size_t rows_
         s->has_attention = 1;
         range_ctx c = { .x = diag->attention, .cols = (size_t)diag->att_cols };
         s->attention_entropy = fixed_chunk_sum(sum_row_entropy, &c, (size_t)diag->att_rows, c.cols) / diag->att_rows;
+    }
+    if (diag->attention) s->attention_spread = attention_spread(diag);
+    if (diag->has_cost) {
+        s->has_cost = 1;
+        s->aux_loss = diag->aux_loss;
+        s->cost_expected = diag->cost_expected;
+        s->cost_budget = diag->cost_budget;
     }
     if (diag->routes) {
         s->experts = diag->experts < TRACE_MAX_EXPERTS ? diag->experts : TRACE_MAX_EXPERTS;

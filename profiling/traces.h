@@ -89,6 +89,11 @@ typedef struct {
     int has_attention;              // diag->attention given
     double attention_entropy;       // mean over rows of −Σ p log p (nats) of the head-averaged weights;
                                     // log(att_cols) for uniform rows, 0 for one-hot rows
+    double attention_spread;        // mean over samples and keys of the std over a sample's query
+                                    // positions of the weight: 0 when every position attends alike
+                                    // (one key token, or one query); NaN with one position per sample
+    int has_cost;                   // the method has a cost model (diag->has_cost)
+    double aux_loss, cost_expected, cost_budget;
     int experts;                    // min(diag->experts, TRACE_MAX_EXPERTS); 0 without routes
     int64_t routes[TRACE_MAX_EXPERTS];   // samples per expert; route values outside [0, experts)
                                          // are not counted

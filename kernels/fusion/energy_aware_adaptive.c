@@ -123,6 +123,9 @@ static fb_status ea_forward(fusion *f, float *out, const float *a, const float *
     f->diag.experts = 3;
     f->diag.aux_loss = loss;
     f->diag.aux_loss_returned = ea_returned(f);
+    f->diag.has_cost = 1;
+    f->diag.cost_expected = s->expected;
+    f->diag.cost_budget = EA_BUDGET;
     return FB_OK;
 }
 

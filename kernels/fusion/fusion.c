@@ -96,6 +96,9 @@ fb_status fusion_forward(fusion *f, float *out, const float *a, const float *b) 
     hook_enter(f, 0);
     const fb_status s = f->method->forward(f, out, a, b);
     hook_leave(f, 0);   // whatever the status: a PAPI interval must close
+    // Methods give their weights as (att_rows, att_cols); the positions per sample let a trace
+    // compare a sample's query positions (the weights of a single pooled query cannot differ).
+    f->diag.att_positions = f->diag.attention && f->c.B > 0 ? f->diag.att_rows / f->c.B : 0;
     return s;
 }
 

@@ -44,9 +44,13 @@ typedef struct {
 typedef struct {
     const float *gate; size_t gate_count;            // gate values g in (0, 1)
     const float *attention; int att_rows, att_cols;  // head-averaged weights (att_rows, att_cols)
+    int att_positions;       // query rows per sample: att_rows / c.B (set by fusion_forward)
     const int *routes; int route_count, experts;     // chosen expert per sample
     float aux_loss;          // auxiliary loss computed by the method (energy loss)
     int aux_loss_returned;   // 1 when the harness must add aux_loss to the objective
+    int has_cost;            // routed methods with a cost model (energy_aware_adaptive):
+    float cost_expected;     //   E[cost] under the router's probabilities, last training forward
+    float cost_budget;       //   the budget the auxiliary loss penalises E[cost] above
 } fusion_diag;
 
 typedef struct fusion fusion;
@@ -63,6 +67,9 @@ typedef struct {
     // 1 when b holds one-hot (or soft) category indicators, (B, T = columns, E = categories),
     // rather than features: a model must then feed it indicators, not embeddings.
     int b_onehot;
+    // 1 when the method has a gate whose last bias starts at c->gate_bias (fusebench train
+    // --gate-bias refuses the others, where the value would change nothing).
+    int has_gate_bias;
     // Fills defaults into f->c, validates it, declares parameters (into P, with gradients) and
     // activations (into A, with their gradients), allocates f->self. Layouts are allocated after.
     fb_status (*create)(fusion *f, fb_layout *P, fb_layout *A);

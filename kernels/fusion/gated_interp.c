@@ -45,7 +45,7 @@ static fb_status gated_interp_create(fusion *f, fb_layout *P, fb_layout *A) {
 }
 
 const fusion_method fusion_gated_interp = {
-    .name = "gated_interp", .source = "000", .kind = FUSION_VECTOR,
+    .name = "gated_interp", .source = "000", .kind = FUSION_VECTOR, .has_gate_bias = 1,
     .variants = {"default", "no_norm", NULL},
     .formula = "e_a = LN(a), e_b = LN(b); g = sigmoid(W2 GELU(W1 [e_a; e_b] + c1) + c2);  out = (1 - g) * e_a + g * e_b",
     .create = gated_interp_create, .forward = gate_mlp_forward, .backward = gate_mlp_backward, .flops = gate_mlp_flops,
