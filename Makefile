@@ -23,7 +23,7 @@ LDFLAGS  = $(SAN) -fopenmp -Wl,-rpath,$(BLAS_LIBDIR)
 # C++ runtime and serial HDF5 it pulls in) only into binaries that call it.
 LDLIBS   = -lhdf5_hl $(PKG_LIBS) -lsde -Wl,--push-state,--as-needed -lssu -Wl,--pop-state -lm
 
-LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c datasets/*.c)
+LIB_SRC   := $(wildcard kernels/*.c kernels/fusion/*.c io/*.c harness/*.c profiling/*.c datasets/*.c studies/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -53,12 +53,14 @@ FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) 
              $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
 
 .SECONDARY:
-.PHONY: all deps run kernels test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build plots FORCE
+.PHONY: all deps run kernels study studies test test-only sanitize refs bench compare-torch clean help fuzz fuzz-build plots FORCE
 all: $(FUSEBENCH) $(TEST_BIN)
 
 help:
 	@echo "make run        install missing packages, build, run the main job (the default sweep + report)"
 	@echo "make kernels    the kernel benchmark (THREADS=1,2)"
+	@echo "make study NAME=imbalance   one study of a document's claim: sweep, verdict, plot (fusebench study --list)"
+	@echo "make studies    every study (~15 min on 2 cores) with the HTML report"
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"
@@ -80,6 +82,16 @@ run: deps
 	$(FUSEBENCH) sweep plan bench/default.sweep --out $(RUN_DIR)
 	$(FUSEBENCH) sweep run $(RUN_DIR) --local
 	@echo "report: $(RUN_DIR)/report/index.html"
+
+# The studies (studies/, README "Studies"): one with NAME=..., or all of them with the HTML report.
+study: deps
+	@test -n "$(NAME)" || { echo "make study: say which, e.g. make study NAME=imbalance (bench/fusebench study --list)"; exit 2; }
+	@$(MAKE) --no-print-directory $(FUSEBENCH)
+	$(FUSEBENCH) study $(NAME)
+
+studies: deps
+	@$(MAKE) --no-print-directory $(FUSEBENCH)
+	$(FUSEBENCH) study --all
 
 # The kernel benchmark (make kernels THREADS=1,2).
 kernels: $(FUSEBENCH)

@@ -24,11 +24,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
 #include "machine.h"
+#include "proc.h"
 #include "sweep_spec.h"
 
 #define PROG "fusebench sweep"
@@ -63,28 +63,6 @@ static int join(char *buf, size_t size, const char *a, const char *b) {
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-// Absolute path of this binary (argv[0] resolved through /proc/self/exe).
-static int self_exe(char *buf, size_t size) {
-    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-    if (n <= 0 || (size_t)n >= size - 1) return fail("cannot resolve /proc/self/exe: %s", strerror(errno));
-    buf[n] = '\0';
-    return 0;
-}
-
-// plots/report.py beside the binary's folder (bench/fusebench → plots/report.py).
-static void report_script(const char *exe, char *buf, size_t size) {
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", exe);
-    char *bin_dir = dirname(copy);
-    snprintf(buf, size, "%s/../plots/report.py", bin_dir);
-    char real[PATH_MAX];
-    if (realpath(buf, real)) snprintf(buf, size, "%s", real);
-}
-
-// The Debian system Python (python3-h5py, -numpy, -matplotlib) before whatever python3 PATH finds
-// first (a virtual environment may lack them).
-static const char *python(void) { return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
-
 static int on_path(const char *cmd) {
     const char *path = getenv("PATH");
     char dir[PATH_MAX], file[PATH_MAX + 64];
@@ -114,73 +92,9 @@ static int write_file(const char *path, const char *text, int executable) {
     return 0;
 }
 
-// ---- Child processes ----
-
-// Where a child's input and output go; zero-initialised: our own stdout and stderr.
-typedef struct {
-    const char *const *env;   // extra environment entries "NAME=value", NULL-terminated (or NULL)
-    const char *log;          // stdout and stderr to this file, truncated (or NULL)
-    char *capture;            // stdout into this buffer, NUL-terminated, cut at capture_size - 1
-    size_t capture_size;
-    int quiet;                // stderr to /dev/null
-} child_io;
-
-// Runs argv (PATH searched) and waits for it. Returns its exit status, 128 + the signal that ended
-// it, or -1 when it could not be started.
-static int run_child(char *const argv[], const child_io *io) {
-    int pipefd[2] = { -1, -1 };
-    if (io->capture && pipe(pipefd) != 0) return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        for (const char *const *e = io->env; e && *e; e++) putenv((char *)*e);
-        int out = io->capture ? pipefd[1] : io->log ? open(io->log, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
-        int err = io->quiet ? open("/dev/null", O_WRONLY) : io->log && !io->capture ? out : -1;
-        if (io->log && out < 0) { fprintf(stderr, PROG ": cannot write %s: %s\n", io->log, strerror(errno)); _exit(127); }
-        if (out >= 0) dup2(out, STDOUT_FILENO);
-        if (err >= 0) dup2(err, STDERR_FILENO);
-        if (io->capture) close(pipefd[0]);
-        execvp(argv[0], argv);
-        fprintf(stderr, PROG ": cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    if (io->capture) {   // read all of it (the child must not block on a full pipe), keep what fits
-        close(pipefd[1]);
-        size_t used = 0;
-        char chunk[4096];
-        ssize_t n;
-        while ((n = read(pipefd[0], chunk, sizeof chunk)) != 0) {
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) break;
-            const size_t room = io->capture_size - 1 - used, keep = (size_t)n < room ? (size_t)n : room;
-            memcpy(io->capture + used, chunk, keep);
-            used += keep;
-        }
-        io->capture[used] = '\0';
-        close(pipefd[0]);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
-}
-
-// Prints the last `lines` lines of a file, indented.
-static void print_tail(const char *path, int lines) {
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char ring[8][512];
-    int n = 0;
-    if (lines > 8) lines = 8;
-    while (fgets(ring[n % lines], sizeof ring[0], f)) n++;
-    fclose(f);
-    for (int i = n > lines ? n - lines : 0; i < n; i++) {
-        char *line = ring[i % lines];
-        printf("      %s%s", line, strchr(line, '\n') ? "" : "\n");
-    }
-}
+// Child processes and the plot scripts: bench/proc.h.
+static int self_exe(char *buf, size_t size) { return fb_self_exe(PROG, buf, size); }
+static void report_script(const char *exe, char *buf, size_t size) { fb_plot_script(exe, "report.py", buf, size); }
 
 // ---- The manifest ----
 
@@ -188,7 +102,7 @@ static void print_tail(const char *path, int lines) {
 // may be added; `command` stays last.
 static const char *const MANIFEST_COLUMNS[] = { "id", "scenario", "method", "parallel", "pairs", "nodes",
                                                 "ranks_per_node", "ranks", "threads", "batch", "batch_per_rank",
-                                                "steps", "seed", "shape", "out", "command" };
+                                                "steps", "seed", "arm", "shape", "out", "command" };
 #define NCOLUMNS ((int)(sizeof MANIFEST_COLUMNS / sizeof MANIFEST_COLUMNS[0]))
 
 static int run_number(const char *id) { return id[0] == 'r' ? atoi(id + 1) : 0; }
@@ -215,14 +129,18 @@ static void manifest_write(FILE *f, const sweep_spec *s, const char *dir, const 
         run_shape(r, shape, sizeof shape);
         snprintf(id, sizeof id, "r%04d", i + 1);
         snprintf(out, sizeof out, "%s/runs/%s.h5", dir, id);
-        fprintf(f, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t", id, v[SWEEP_SCENARIO],
+        const char *arm_options = sweep_run_arm_options(s, r);
+        fprintf(f, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t", id, v[SWEEP_SCENARIO],
                 v[SWEEP_METHOD], v[SWEEP_PARALLEL], v[SWEEP_PAIRS], r->v[SWEEP_NODES], r->v[SWEEP_RANKS_PER_NODE],
                 r->ranks, r->v[SWEEP_THREADS], r->batch, r->batch / r->ranks, r->v[SWEEP_STEPS], r->v[SWEEP_SEED],
-                shape, out);
+                sweep_run_arm(s, r), shape, out);
+        // The arm's options come last: `fusebench train` keeps an option's last value, so an arm may
+        // override what `extra` sets for every run.
         fprintf(f, "%s train --scenario %s --method %s --parallel %s --pairs %s --batch %d --steps %d --seed %d "
-                   "--threads %d --out %s%s%s\n",
+                   "--threads %d --out %s%s%s%s%s\n",
                 exe, v[SWEEP_SCENARIO], v[SWEEP_METHOD], v[SWEEP_PARALLEL], v[SWEEP_PAIRS], r->batch,
-                r->v[SWEEP_STEPS], r->v[SWEEP_SEED], r->v[SWEEP_THREADS], out, s->extra[0] ? " " : "", s->extra);
+                r->v[SWEEP_STEPS], r->v[SWEEP_SEED], r->v[SWEEP_THREADS], out, s->extra[0] ? " " : "", s->extra,
+                arm_options[0] ? " " : "", arm_options);
     }
 }
 
@@ -234,7 +152,7 @@ typedef struct {
 } manifest;
 
 enum { M_ID, M_SCENARIO, M_METHOD, M_PARALLEL, M_PAIRS, M_NODES, M_RANKS_PER_NODE, M_RANKS, M_THREADS, M_BATCH,
-       M_BATCH_PER_RANK, M_STEPS, M_SEED, M_SHAPE, M_OUT, M_COMMAND };
+       M_BATCH_PER_RANK, M_STEPS, M_SEED, M_ARM, M_SHAPE, M_OUT, M_COMMAND };
 _Static_assert(M_COMMAND + 1 == NCOLUMNS, "the column enum follows MANIFEST_COLUMNS");
 
 static const char *cell(const manifest *m, int row, int column) { return m->cell[(size_t)row * NCOLUMNS + column]; }
@@ -268,16 +186,19 @@ static int manifest_load(const char *dir, manifest *m) {
     char *save = NULL, *header = m->text ? strtok_r(m->text, "\n", &save) : NULL, *fields[64];
     if (!m->cell || !header) { fail("%s: %s", path, m->cell ? "empty" : "out of memory"); goto bad; }
     const int nf = split_tabs(header, fields, 64);
+    // A manifest planned before arms existed has no `arm` column: its runs are the implicit arm "-".
+    static char implicit_arm[] = "-";
     for (int c = 0; c < NCOLUMNS; c++) {
         m->col[c] = -1;
         for (int k = 0; k < nf; k++)
             if (strcmp(fields[k], MANIFEST_COLUMNS[c]) == 0) m->col[c] = k;
-        if (m->col[c] < 0) { fail("%s has no column '%s'", path, MANIFEST_COLUMNS[c]); goto bad; }
+        if (m->col[c] < 0 && c != M_ARM) { fail("%s has no column '%s'", path, MANIFEST_COLUMNS[c]); goto bad; }
     }
     for (char *line; (line = strtok_r(NULL, "\n", &save)); m->nrows++) {
         const int k = split_tabs(line, fields, 64), row = m->nrows + 1;
         if (k != nf) { fail("%s: row %d has %d fields, the header %d", path, row, k, nf); goto bad; }
-        for (int c = 0; c < NCOLUMNS; c++) m->cell[(size_t)m->nrows * NCOLUMNS + c] = fields[m->col[c]];
+        for (int c = 0; c < NCOLUMNS; c++)
+            m->cell[(size_t)m->nrows * NCOLUMNS + c] = m->col[c] >= 0 ? fields[m->col[c]] : implicit_arm;
         if (run_number(cell(m, m->nrows, M_ID)) != row) {
             fail("%s: row %d has id '%s' (expected r%04d)", path, row, cell(m, m->nrows, M_ID), row);
             goto bad;
@@ -377,7 +298,7 @@ static void merge_script(FILE *f, const sweep_spec *s, const char *dir, const ch
             "%s merge \"$SWEEP\" --force   # the summary of every run so far, replacing an earlier one\n"
             "REPORT=%s\n"
             "if [ -f \"$REPORT\" ]; then %s \"$REPORT\" \"$SWEEP\"; else echo \"no $REPORT: no report\"; fi\n",
-            dir, exe, report, python());
+            dir, exe, report, fb_python());
 }
 
 // ---- sweep plan ----
@@ -646,8 +567,8 @@ static char *slurm_query(char *const argv[]) {
     const size_t size = 1 << 20;
     char *buf = malloc(size);
     if (!buf) return NULL;
-    const child_io io = { .capture = buf, .capture_size = size, .quiet = 1 };   // their complaints are not ours
-    if (run_child(argv, &io) != 0) {
+    const fb_child_io io = { .capture = buf, .capture_size = size, .quiet = 1 };   // their complaints are not ours
+    if (fb_run_child(argv, &io) != 0) {
         free(buf);
         return NULL;
     }
@@ -824,14 +745,14 @@ static void print_counts(const char *prefix, const sweep_state *s) {
 static int status_main(const char *dir) {
     sweep_state s;
     if (state_load(dir, 1, &s)) return FB_EXIT_FAIL;
-    printf("%-6s %-8s %-11s %-22s %-12s %-9s %5s %7s %5s %5s %6s  %s\n", "id", "state", "scenario", "method", "parallel",
-           "pairs", "ranks", "threads", "batch", "seed", "steps", "detail");
+    printf("%-6s %-8s %-11s %-22s %-10s %-12s %-9s %5s %7s %5s %5s %6s  %s\n", "id", "state", "scenario", "method",
+           "arm", "parallel", "pairs", "ranks", "threads", "batch", "seed", "steps", "detail");
     for (int i = 0; i < s.m.nrows; i++) {
         const manifest *m = &s.m;
-        printf("%-6s %-8s %-11s %-22s %-12s %-9s %5s %7s %5s %5s %6s  %s\n", cell(m, i, M_ID),
-               run_state_names[s.state[i]], cell(m, i, M_SCENARIO), cell(m, i, M_METHOD), cell(m, i, M_PARALLEL),
-               cell(m, i, M_PAIRS), cell(m, i, M_RANKS), cell(m, i, M_THREADS), cell(m, i, M_BATCH), cell(m, i, M_SEED),
-               cell(m, i, M_STEPS), s.detail[i]);
+        printf("%-6s %-8s %-11s %-22s %-10s %-12s %-9s %5s %7s %5s %5s %6s  %s\n", cell(m, i, M_ID),
+               run_state_names[s.state[i]], cell(m, i, M_SCENARIO), cell(m, i, M_METHOD), cell(m, i, M_ARM),
+               cell(m, i, M_PARALLEL), cell(m, i, M_PAIRS), cell(m, i, M_RANKS), cell(m, i, M_THREADS),
+               cell(m, i, M_BATCH), cell(m, i, M_SEED), cell(m, i, M_STEPS), s.detail[i]);
     }
     if (s.merge >= 0) {
         const slurm_view *v = &s.merge_view;
@@ -871,7 +792,7 @@ static int sbatch(const char *option, const char *script, int dry, char *job, si
         return 0;
     }
     char out[256];
-    int rc = run_child(argv, &(child_io){ .capture = out, .capture_size = sizeof out });
+    int rc = fb_run_child(argv, &(fb_child_io){ .capture = out, .capture_size = sizeof out });
     out[strcspn(out, ";\n")] = '\0';
     const size_t len = strlen(out);
     if (rc != 0 || len == 0 || len >= size || strspn(out, "0123456789") != len)
@@ -980,7 +901,7 @@ static int local_run(const manifest *m, int i, int cores, int no_progress, const
     if (no_progress) argv[n++] = "--no-progress";
     argv[n] = NULL;
     const char *env[] = { omp_threads, "OMP_PLACES=cores", fits ? "OMP_PROC_BIND=close" : "OMP_PROC_BIND=false", NULL };
-    return run_child(argv, &(child_io){ .env = env, .log = log });
+    return fb_run_child(argv, &(fb_child_io){ .env = env, .log = log });
 }
 
 // fusebench merge DIR, then plots/report.py DIR when it exists; each logged to DIR/logs/.
@@ -991,18 +912,18 @@ static int local_merge(const char *dir) {
     int bad = 0;
     snprintf(log, sizeof log, "%s/logs/merge.log", dir);
     char *merge[] = { exe, "merge", (char *)dir, "--force", NULL };   // replaces an earlier summary
-    int rc = run_child(merge, &(child_io){ .log = log });
+    int rc = fb_run_child(merge, &(fb_child_io){ .log = log });
     printf("merge: fusebench merge %s --force ... %s (log %s)\n", dir, rc == 0 ? "done" : "FAILED", log);
-    if (rc != 0) { print_tail(log, 3); bad = 1; }
+    if (rc != 0) { fb_print_tail(log, 3); bad = 1; }
     if (access(report, R_OK) != 0) {
         printf("report: %s not found: no report\n", report);
         return bad ? -1 : 0;
     }
     snprintf(log, sizeof log, "%s/logs/report.log", dir);
-    char *py[] = { (char *)python(), report, (char *)dir, NULL };
-    rc = run_child(py, &(child_io){ .log = log });
+    char *py[] = { (char *)fb_python(), report, (char *)dir, NULL };
+    rc = fb_run_child(py, &(fb_child_io){ .log = log });
     printf("report: %s %s %s ... %s (log %s)\n", py[0], report, dir, rc == 0 ? "done" : "FAILED", log);
-    if (rc != 0) { print_tail(log, 3); bad = 1; }
+    if (rc != 0) { fb_print_tail(log, 3); bad = 1; }
     return bad ? -1 : 0;
 }
 
@@ -1020,10 +941,13 @@ static int run_local_main(const char *dir, const local_opts *o) {
     for (int i = 0; i < m.nrows; i++) {
         const char *id = cell(&m, i, M_ID), *out = cell(&m, i, M_OUT);
         const int ranks = atoi(cell(&m, i, M_RANKS));
-        printf("run %d/%d %s (%s %s %s/%s, %s rank%s x %s thread%s, batch %s, seed %s) ... ", i + 1, m.nrows, id,
+        const char *arm = cell(&m, i, M_ARM);
+        const int implicit = strcmp(arm, "-") == 0;   // a sweep without arms: nothing to tell apart
+        printf("run %d/%d %s (%s %s %s/%s, %s rank%s x %s thread%s, batch %s, seed %s%s%s) ... ", i + 1, m.nrows, id,
                cell(&m, i, M_SCENARIO), cell(&m, i, M_METHOD), cell(&m, i, M_PARALLEL), cell(&m, i, M_PAIRS),
                cell(&m, i, M_RANKS), ranks > 1 ? "s" : "", cell(&m, i, M_THREADS),
-               atoi(cell(&m, i, M_THREADS)) > 1 ? "s" : "", cell(&m, i, M_BATCH), cell(&m, i, M_SEED));
+               atoi(cell(&m, i, M_THREADS)) > 1 ? "s" : "", cell(&m, i, M_BATCH), cell(&m, i, M_SEED),
+               implicit ? "" : ", arm ", implicit ? "" : arm);
         fflush(stdout);
         char why[512], log[PATH_MAX], prev[PATH_MAX + 8];
         file_state fs = read_file_state(out, why, sizeof why);
@@ -1052,7 +976,7 @@ static int run_local_main(const char *dir, const local_opts *o) {
         } else {
             printf("FAILED (exit %d) in %.1f s: %s%s%s; log %s\n", rc, dt, fs == FILE_FAILED ? "" : file_state_words(fs),
                    fs == FILE_FAILED || !why[0] ? "" : ": ", why, log);
-            if (fs != FILE_FAILED) print_tail(log, 4);
+            if (fs != FILE_FAILED) fb_print_tail(log, 4);
             count[RUN_FAILED]++;
         }
     }

@@ -20,6 +20,7 @@ int bench_comm_main(int argc, char **argv);      // bench_comm.c; calls MPI_Init
 int bench_counters_main(int argc, char **argv);  // bench_counters.c: PAPI counters, SDE, boundary cost
 int bench_train_main(int argc, char **argv);     // bench_train.c; calls MPI_Init/MPI_Finalize
 int bench_data_main(int argc, char **argv);      // bench_data.c: data make (files), data unifrac (MPI)
+int bench_study_main(int argc, char **argv);     // bench_study.c: the studies (studies/): run, analyse, verdict
 int bench_sweep_main(int argc, char **argv);     // bench_sweep.c: sweep plan|submit|status|run (Slurm or local)
 int bench_merge_main(int argc, char **argv);     // bench_merge.c: merge a sweep's result files into one summary
 int bench_project_main(int argc, char **argv);   // bench_project.c: scaling projection to 1..1024 nodes

@@ -29,6 +29,8 @@ static const fb_subcommand subcommands[] = {
     { "sweep", bench_sweep_main,
       "scaling sweeps: plan a spec into a manifest and Slurm job arrays, submit, status,\n"
       "             rerun what is missing; --local runs them with mpirun" },
+    { "study", bench_study_main,
+      "a claim of the design documents measured: a seeded sweep, its figures, a verdict and a plot" },
     { "merge", bench_merge_main, "merge a sweep's per-run HDF5 files into one summary file" },
     { "project", bench_project_main,
       "project step time and efficiency to 1..1024 nodes from measured runs and the\n"

@@ -34,6 +34,7 @@ typedef struct {
 static const axis_info axes[SWEEP_AXIS_COUNT] = {
     [SWEEP_SCENARIO] = { "scenario", -1, NULL },           // required
     [SWEEP_METHOD] = { "method", -1, NULL },               // default: each scenario's own method
+    [SWEEP_ARM] = { "arm", -1, NULL },                     // default: the implicit arm "-"
     [SWEEP_PARALLEL] = { "parallel", -1, "ddp" },
     [SWEEP_PAIRS] = { "pairs", -1, "local" },
     [SWEEP_NODES] = { "nodes", 1, "1" },
@@ -46,12 +47,13 @@ static const axis_info axes[SWEEP_AXIS_COUNT] = {
 
 int sweep_axis_numeric(sweep_axis a) { return a >= 0 && a < SWEEP_AXIS_COUNT && axes[a].min >= 0; }
 
-// Name i of a string axis; NULL past the last one.
-static const char *axis_name(sweep_axis a, int i) {
+// Name i of a string axis; NULL past the last one. The arms' names are s's labels (none without s).
+static const char *axis_name(const sweep_spec *s, sweep_axis a, int i) {
     if (i < 0) return NULL;
     switch (a) {
     case SWEEP_SCENARIO: return i < NSCENARIOS ? scenarios[i]->name : NULL;
     case SWEEP_METHOD: return i < FUSION_METHOD_COUNT ? fusion_methods[i]->name : NULL;
+    case SWEEP_ARM: return s && i < s->narms ? s->arms[i].label : NULL;
     case SWEEP_PARALLEL: return i < 2 ? train_strategy_names[i] : NULL;
     case SWEEP_PAIRS: return i < 3 ? train_pairs_names[i] : NULL;
     default: return NULL;
@@ -59,10 +61,13 @@ static const char *axis_name(sweep_axis a, int i) {
 }
 
 const char *sweep_axis_value(sweep_axis a, int v, char *buf, size_t size) {
-    if (sweep_axis_numeric(a)) snprintf(buf, size, "%d", v);
-    else snprintf(buf, size, "%s", axis_name(a, v) ? axis_name(a, v) : "?");
+    if (sweep_axis_numeric(a) || a == SWEEP_ARM) snprintf(buf, size, "%d", v);
+    else snprintf(buf, size, "%s", axis_name(NULL, a, v) ? axis_name(NULL, a, v) : "?");
     return buf;
 }
+
+const char *sweep_run_arm(const sweep_spec *s, const sweep_run *r) { return s->arms[r->v[SWEEP_ARM]].label; }
+const char *sweep_run_arm_options(const sweep_spec *s, const sweep_run *r) { return s->arms[r->v[SWEEP_ARM]].options; }
 
 // The microbiome scenario's UniFrac term is a mean over pairs of rows, and its source system needs an
 // even batch for it; harness/train.c refuses an odd one (it learns this from the created model; a
@@ -91,13 +96,13 @@ static int fail_at(parser *p, int line, const char *fmt, ...) {
 }
 
 // "a, b, c": the names of a string axis, or with fits_of the methods that fit that scenario, into buf.
-static void list_names(sweep_axis a, const scenario *fits_of, char *buf, size_t size) {
+static void list_names(const sweep_spec *s, sweep_axis a, const scenario *fits_of, char *buf, size_t size) {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; axis_name(a, i) && used < size; i++) {
+    for (int i = 0; axis_name(s, a, i) && used < size; i++) {
         char why[256];
         if (fits_of && fits_of->fits(fusion_methods[i], why, sizeof why) != 0) continue;
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", axis_name(a, i));
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", axis_name(s, a, i));
     }
 }
 
@@ -122,10 +127,10 @@ static int parse_value(parser *p, sweep_axis a, const char *text, int *v) {
         *v = (int)x;
         return 0;
     }
-    for (int i = 0; axis_name(a, i); i++)
-        if (strcmp(text, axis_name(a, i)) == 0) { *v = i; return 0; }
+    for (int i = 0; axis_name(p->s, a, i); i++)
+        if (strcmp(text, axis_name(p->s, a, i)) == 0) { *v = i; return 0; }
     char known[1024];
-    list_names(a, NULL, known, sizeof known);
+    list_names(p->s, a, NULL, known, sizeof known);
     return fail_at(p, p->line, "unknown %s '%s' (known: %s%s)", axes[a].key, text, known, a == SWEEP_METHOD ? ", all" : "");
 }
 
@@ -180,8 +185,8 @@ static int parse_list(parser *p, sweep_axis a, char *text) {
 
 static int has_shell_chars(const char *s) { return strpbrk(s, ";&|<>$`'\"\\(){}*?!~#") != NULL; }
 
-// Does option token t (from `extra` or `sbatch`) set one of the options in `taken` ("--out" matches
-// "--out" and "--out=..."; a short option "-N" matches "-N", "-N4")?
+// Does option token t (from `extra`, an arm or `sbatch`) set one of the options in `taken` ("--out"
+// matches "--out" and "--out=..."; a short option "-N" matches "-N", "-N4")?
 static const char *takes_over(const char *t, const char *const *taken) {
     for (; *taken; taken++) {
         size_t n = strlen(*taken);
@@ -191,8 +196,9 @@ static const char *takes_over(const char *t, const char *const *taken) {
     return NULL;
 }
 
-// extra / sbatch: option tokens the sweep does not set itself, no shell syntax (the text goes into
-// command lines and scripts as is).
+// extra, arms, sbatch: option tokens the sweep does not set itself, no shell syntax (the text goes
+// into command lines and scripts as is). A train option's value may look like an option (`--gate-bias
+// -6`): it starts with '-', so only the options in `taken` are refused.
 static int parse_options(parser *p, const char *key, const char *text, const char *const *taken, char *dst, size_t size) {
     if (has_shell_chars(text))
         return fail_at(p, p->line, "%s: no shell syntax (quotes, $, ;, |, ...) allowed in '%s'", key, text);
@@ -218,6 +224,36 @@ static const char *const train_taken[] = { "--scenario", "--method", "--parallel
 static const char *const sbatch_taken[] = { "--array", "--nodes", "--ntasks-per-node", "--ntasks", "--cpus-per-task",
                                             "--output", "--error", "--job-name", "--dependency", "--parsable",
                                             "-a", "-N", "-n", "-c", "-o", "-e", "-J", "-d", NULL };
+
+// `arm: LABEL OPTIONS...`, one arm per line; the options are checked as `extra`'s are.
+static int parse_arm(parser *p, char *value) {
+    sweep_spec *s = p->s;
+    static const char label_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-";
+    const size_t n = strcspn(value, " \t");
+    char *options = value + n;
+    if (*options) *options++ = '\0';
+    options = trim(options);
+    // The label is a manifest cell (tabs, shell words) and the value of `exclude: arm=LABEL` (spaces,
+    // '='), hence the plain characters; a leading '-' is a forgotten label (`arm: --celestial-raw`).
+    if (value[0] == '-' || strspn(value, label_chars) != n)
+        return fail_at(p, p->line, "arm: '%s' is not a label (letters, digits, _ . + -, not starting with -): "
+                       "an arm is `arm: LABEL OPTIONS...`", value);
+    if (n >= sizeof s->arms->label)
+        return fail_at(p, p->line, "arm: label '%s' is longer than %zu characters", value, sizeof s->arms->label - 1);
+    for (int i = 0; i < s->narms; i++)
+        if (strcmp(s->arms[i].label, value) == 0)
+            return fail_at(p, p->line, "arm: label '%s' is given twice (first on line %d)", value, s->arms[i].line);
+    if (s->narms == SWEEP_MAX_ARMS) return fail_at(p, p->line, "arm: more than %d arms", SWEEP_MAX_ARMS);
+    sweep_arm *grown = realloc(s->arms, (size_t)(s->narms + 1) * sizeof *grown);
+    if (!grown) return fail_at(p, p->line, "out of memory");
+    s->arms = grown;
+    sweep_arm *arm = &s->arms[s->narms];
+    *arm = (sweep_arm){ .line = p->line };
+    memcpy(arm->label, value, n + 1);
+    if (parse_options(p, "arm", options, train_taken, arm->options, sizeof arm->options)) return -1;
+    s->narms++;
+    return 0;
+}
 
 // Keys other than the axes. Their line numbers live in key_line[SWEEP_AXIS_COUNT + k].
 enum { KEY_BATCH_PER_RANK, KEY_EXTRA, KEY_SBATCH, KEY_LAUNCHER, KEY_EXCLUDE, KEY_OTHER_COUNT };
@@ -268,6 +304,7 @@ static int parse_line(parser *p, lines_state *ls, char *line) {
     }
     if (!*value) return fail_at(p, p->line, "%s: no value", key);
     const int bpr = SWEEP_AXIS_COUNT + KEY_BATCH_PER_RANK;
+    if (slot == SWEEP_ARM) return parse_arm(p, value);   // repeatable: one arm per line
     if (slot == SWEEP_AXIS_COUNT + KEY_EXCLUDE) {
         char *copy = strdup(value);
         raw_exclusion *grown = copy ? realloc(ls->raw, (size_t)(ls->nraw + 1) * sizeof *grown) : NULL;
@@ -307,6 +344,14 @@ static int fill_defaults(parser *p) {
         return fail_at(p, p->line ? p->line : 1,
                        "no `scenario:` line (timeseries, multimodal or microbiome); every spec needs one");
     p->line = 0;
+    if (!s->narms) {   // one implicit arm: every spec without arms gives the runs it gave before arms
+        if (!(s->arms = calloc(1, sizeof *s->arms))) return fail_at(p, 1, "out of memory");
+        snprintf(s->arms[0].label, sizeof s->arms[0].label, "-");
+        s->narms = 1;
+    }
+    for (int i = 0; i < s->narms; i++)
+        if (add_value(p, &s->axes[SWEEP_ARM], SWEEP_ARM, i)) return -1;
+    s->axes[SWEEP_ARM].line = s->arms[0].line;
     for (int a = 0; a < SWEEP_AXIS_COUNT; a++) {
         if (s->axes[a].n || s->axes[a].all || !axes[a].dflt) continue;
         char dflt[32];
@@ -408,7 +453,7 @@ static int check_run(parser *p, const sweep_run *r) {
     const fusion_method *fm = fusion_methods[r->v[SWEEP_METHOD]];
     char why[256], ranks[96], fitting[1024];
     if (sc->fits(fm, why, sizeof why) != 0) {
-        list_names(SWEEP_METHOD, sc, fitting, sizeof fitting);
+        list_names(s, SWEEP_METHOD, sc, fitting, sizeof fitting);
         return fail_at(p, line_of(s, SWEEP_METHOD), "method %s does not fit the %s scenario (%s); methods that do: %s",
                        fm->name, sc->name, why, fitting);
     }
@@ -475,6 +520,7 @@ static int expand(parser *p, sweep_run *r, int a, int *total) {
 void sweep_spec_free(sweep_spec *s) {
     for (int a = 0; a < SWEEP_AXIS_COUNT; a++) free(s->axes[a].val);
     free(s->excl);
+    free(s->arms);
     free(s->runs);
     memset(s, 0, sizeof *s);
 }

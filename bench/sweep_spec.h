@@ -4,12 +4,15 @@
 //   # a comment, to the end of the line
 //   scenario: multimodal
 //   method: gmu, concat_mlp          # or `all`: every method that fits the scenario
+//   arm: raw --celestial-raw         # repeatable: LABEL, then `fusebench train` options
+//   arm: layernorm                   # an arm without options
 //   ranks_per_node: 1, 2
 //   seed: 1..3                       # an inclusive range of integers
 //   exclude: parallel=dataparallel pairs=global
 //
-// Every axis below takes a comma-separated list; the sweep is the cartesian product of the lists
-// (first axis outermost, seed innermost), less the runs an `exclude` line matches. Parsing checks
+// Every axis below but `arm` takes a comma-separated list (arms take one line each); the sweep is
+// the cartesian product of the lists (first axis outermost, seed innermost), less the runs an
+// `exclude` line matches. Parsing checks
 // every run as `fusebench train` would (method fits scenario, batch over ranks, even batch for a
 // pairwise loss) so that a bad spec is refused before anything is written, with its line number.
 //
@@ -21,6 +24,7 @@
 typedef enum {
     SWEEP_SCENARIO,
     SWEEP_METHOD,
+    SWEEP_ARM,              // an index into sweep_spec.arms (sweep_run_arm names it)
     SWEEP_PARALLEL,
     SWEEP_PAIRS,
     SWEEP_NODES,
@@ -53,6 +57,16 @@ typedef struct {
     int batch;                      // global batch
 } sweep_run;
 
+// An arm: `fusebench train` options that no axis sets (`--celestial-raw`, `--variant per_sample`),
+// named so that runs differing by them can be told apart.
+typedef struct {
+    char label[64];                 // [A-Za-z0-9_.+-], not starting with '-'; "-": the implicit arm
+    char options[1024];             // appended to the command after `extra` ("" = none)
+    int line;                       // its `arm:` line; 0 for the implicit arm
+} sweep_arm;
+
+#define SWEEP_MAX_ARMS 64
+
 typedef enum { SWEEP_LAUNCH_AUTO, SWEEP_LAUNCH_SRUN, SWEEP_LAUNCH_MPIRUN } sweep_launcher;
 extern const char *const sweep_launcher_names[3];
 
@@ -62,6 +76,8 @@ typedef struct {
     int nexcl;
     sweep_exclusion *excl;
     char extra[1024];               // `fusebench train` options appended verbatim ("" = none)
+    int narms;                      // >= 1: without `arm:` lines, one implicit arm "-" without options
+    sweep_arm *arms;
     char sbatch[1024];              // extra #SBATCH options, space-separated ("" = none)
     sweep_launcher launcher;
     int nruns;
@@ -81,8 +97,12 @@ void sweep_spec_free(sweep_spec *s);
 
 // 1 for the integer axes (nodes, ranks_per_node, threads, batch, steps, seed).
 int sweep_axis_numeric(sweep_axis a);
-// The text of value v of axis a: its name ("gmu", "ddp") or the integer, into buf.
+// The text of value v of axis a: its name ("gmu", "ddp") or the integer, into buf. Arms are the
+// spec's own, so SWEEP_ARM gives the index; sweep_run_arm gives the label.
 const char *sweep_axis_value(sweep_axis a, int v, char *buf, size_t size);
+// A run's arm: its label, and its options ("" for none).
+const char *sweep_run_arm(const sweep_spec *s, const sweep_run *r);
+const char *sweep_run_arm_options(const sweep_spec *s, const sweep_run *r);
 
 // Slurm job array index lists: rows (ascending, distinct, >= 1) <-> "1-4,7,9-12".
 void sweep_rows_format(const int *rows, int n, char *buf, size_t size);

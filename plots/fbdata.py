@@ -19,7 +19,9 @@ TRAIN_SCHEMA = "fusebench.train"
 COMM_SCHEMA = "fusebench.comm"
 SUMMARY_SCHEMA = "fusebench.summary"
 PROJECTION_SCHEMA = "fusebench.projection"
+STUDY_SCHEMA = "fusebench.study"
 SUMMARY_NAME = "summary.h5"
+STUDY_NAME = "study.h5"
 
 # /steps variables that are neither the loss nor a loss term.
 STEP_NON_TERMS = {"step", "loss", "lr", "grad_norm", "samples_per_s"}
@@ -40,6 +42,11 @@ def py(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def optional(x):
+    """x, or None where it is a float NaN or infinity (the schemas write NaN for 'none')."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def attrs(obj):
@@ -104,6 +111,8 @@ class Run:
     sde: dict | None = None
     params: dict | None = None   # /traces/params: step, tensor, weight_norm, grad_norm, update_ratio
     fusion: dict = field(default_factory=dict)   # point -> series of /traces/fusion/<point>
+    eval: dict = field(default_factory=dict)     # /traces/eval: step, max_abs_diff
+    arm: str = ""             # the study arm it belongs to (the study's /runs table); "" outside one
 
     # Configuration, with the summary row's values where the file is missing.
     def cfg(self, key, default=None):
@@ -192,6 +201,8 @@ def load_train(path, run_id, rel):
                 run.params = series(f["traces/params"])
             if "traces/fusion" in f:
                 run.fusion = {p: series(g) for p, g in sorted(f["traces/fusion"].items())}
+            if "traces/eval" in f:
+                run.eval = series(f["traces/eval"])
             return run
     except (OSError, KeyError, ValueError) as e:
         return Run(id=run_id, path=path, rel=rel, state="unreadable", error=f"{type(e).__name__}: {e}")
@@ -234,10 +245,13 @@ def schema_of(path):
 
 
 def _h5_files(folder, skip):
-    """Every *.h5 under folder (sorted, skipping the folder `skip`), as absolute paths."""
+    """Every *.h5 under folder (sorted, skipping the folders in the set `skip`), as absolute
+    paths."""
+    if folder in skip:
+        return []
     out = []
     for base, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if os.path.abspath(os.path.join(base, d)) != skip)
+        dirs[:] = sorted(d for d in dirs if os.path.abspath(os.path.join(base, d)) not in skip)
         out += [os.path.abspath(os.path.join(base, n)) for n in sorted(files) if n.endswith(".h5")]
     return out
 
@@ -297,12 +311,13 @@ def load_projection(path, rel):
         return {"file": rel, "table": table(f["projection"]), "attrs": attrs(f)}
 
 
-def load_results(folder, skip_dir):
+def load_results(folder, skip_dir, also_skip=()):
     """Every run in folder: summary.h5's rows when present (plus train files it does not list),
-    else every fusebench.train file under it; and every fusebench.comm file."""
+    else every fusebench.train file under it; and every fusebench.comm file. Nothing under
+    skip_dir (the report) or the folders also_skip (study folders, read by load_study) is read."""
     folder = os.path.abspath(folder)
     notes, runs, comms, projections = [], [], [], []
-    files = _h5_files(folder, os.path.abspath(skip_dir))
+    files = _h5_files(folder, {os.path.abspath(d) for d in (skip_dir, *also_skip)})
     rel = {p: os.path.relpath(p, folder) for p in files}
     schemas = {}
     for p in files:
@@ -344,3 +359,100 @@ def load_results(folder, skip_dir):
         elif schemas[p] == PROJECTION_SCHEMA:
             projections.append(load_projection(p, rel[p]))
     return Results(folder=folder, runs=runs, comms=comms, index=how, notes=notes, projections=projections)
+
+
+# ------------------------------------------------------------------------- studies
+class StudyError(Exception):
+    """A folder without a readable fusebench.study file (study.h5)."""
+
+
+def records(obj):
+    """A table as a list of {column: plain value} rows: a compound dataset (the study schema's
+    tables) or a fusebench table group (one dataset per column)."""
+    if isinstance(obj, h5py.Group):
+        t = table(obj)
+        n = len(next(iter(t.values()))) if t else 0
+        return [{k: py(v[i]) for k, v in t.items()} for i in range(n)]
+    data = obj[...]
+    if data.dtype.names is None:
+        raise ValueError(f"{obj.name} is neither a compound dataset nor a table group")
+    return [{k: py(row[k]) for k in data.dtype.names} for row in np.atleast_1d(data)]
+
+
+@dataclass
+class Study:
+    """A study folder (`fusebench study`): the verdict, its figures, and the sweep's runs."""
+    folder: str               # absolute path
+    attrs: dict               # root attributes of study.h5
+    figures: list             # /figures rows: name, arm, value, spread, n, units, deciding, ...
+    run_rows: list            # /runs rows: id, arm, scenario, method, seed, ranks, file, ...
+    runs: list                # Run per /runs row (state missing where the file is absent)
+    notes: list
+
+    def attr(self, key, default=""):
+        return str(self.attrs.get(key, default))
+
+    @property
+    def name(self): return self.attr("study", os.path.basename(self.folder))
+    @property
+    def verdict(self): return self.attr("verdict", "INCONCLUSIVE").upper()
+    @property
+    def arms(self):
+        """The arms in the order the /runs table first names them (the sweep's order)."""
+        return list(dict.fromkeys(str(r.get("arm", "")) for r in self.run_rows))
+
+    def figure_rows(self, name=None, deciding=None):
+        """The /figures rows named `name` (any when None), only deciding ones if asked."""
+        return [f for f in self.figures if (name is None or f.get("name") == name) and
+                (deciding is None or bool(f.get("deciding")) == deciding)]
+
+
+def study_file(folder):
+    return os.path.join(folder, STUDY_NAME)
+
+
+def load_study(folder):
+    """The Study in folder; StudyError when folder/study.h5 is absent or not a fusebench.study
+    file. Runs whose file is absent are kept, as state `missing`."""
+    folder = os.path.abspath(folder)
+    path = study_file(folder)
+    if not os.path.isfile(path):
+        raise StudyError(f"{folder}: no {STUDY_NAME} (not a study folder)")
+    try:
+        with h5py.File(path, "r") as f:
+            root = attrs(f)
+            if root.get("schema") != STUDY_SCHEMA:
+                raise StudyError(f"{path}: schema is {root.get('schema')!r}, not {STUDY_SCHEMA!r}")
+            figs = records(f["figures"]) if "figures" in f else []
+            rows = records(f["runs"]) if "runs" in f else []
+    except (OSError, KeyError, ValueError) as e:
+        raise StudyError(f"{path}: not readable as a {STUDY_SCHEMA} file ({e})") from e
+    notes = [] if rows else [f"{STUDY_NAME} has no /runs rows: no run file is read"]
+    if not figs:
+        notes.append(f"{STUDY_NAME} has no /figures rows")
+    if int(root.get("complete", 0) or 0) != 1:
+        notes.append(f"{STUDY_NAME} is not complete (complete != 1): the study may still be running")
+    runs = []
+    for i, row in enumerate(rows):
+        rid, rel = str(row.get("id", f"row{i}")), str(row.get("file", ""))
+        p = os.path.join(folder, rel) if rel else ""
+        if p and os.path.isfile(p):
+            run = load_train(p, rid, rel)
+        else:
+            run = Run(id=rid, path=None, rel=rel, state="missing", error="no result file",
+                      config={k: v for k, v in row.items() if k not in ("id", "file", "complete")})
+            notes.append(f"run {rid}: {rel or '(no file named)'} is absent")
+        run.arm = str(row.get("arm", ""))
+        runs.append(run)
+    return Study(folder=folder, attrs=root, figures=figs, run_rows=rows, runs=runs, notes=notes)
+
+
+def find_studies(folder, skip_dir=None):
+    """The study folders of a results folder: folder itself when it holds study.h5, else its
+    sub-folders (one level down) that do; sorted, absolute. skip_dir (the report) is left out."""
+    folder = os.path.abspath(folder)
+    if os.path.isfile(study_file(folder)):
+        return [folder]
+    skip = os.path.abspath(skip_dir) if skip_dir else None
+    subs = (os.path.join(folder, d) for d in sorted(os.listdir(folder)))
+    return [d for d in subs if os.path.isdir(d) and d != skip and os.path.isfile(study_file(d))]

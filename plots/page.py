@@ -38,7 +38,7 @@ def jsonable(x):
 
 @dataclass
 class Entry:
-    kind: str                 # figure | table | text | omitted
+    kind: str                 # figure | table | text | omitted | heading (caption: its tag)
     title: str
     caption: str = ""
     name: str = ""            # file stem (figure: NAME.png + NAME.json; table: NAME.csv)
@@ -91,14 +91,14 @@ class Report:
     def figure(self, fig, name, title, caption, data):
         """Save fig as NAME.png and the plotted numbers as NAME.json; list it in the page."""
         name = safe_name(name)
-        fig.savefig(self._path(name + ".png"), dpi=DPI, bbox_inches="tight",
-                    metadata={"Software": None})
-        plt.close(fig)
-        with open(self._path(name + ".json"), "w") as f:
-            json.dump(jsonable(data), f, indent=1, sort_keys=True)
-            f.write("\n")
+        self.written += save_figure(fig, os.path.join(self.out, name + ".png"), data)
         self.figures += 1
         self._add(Entry("figure", title, caption, name, number=self.figures))
+
+    def heading(self, title, tag="", lines=()):
+        """A sub-heading inside a section (listed in the contents), with an optional coloured
+        tag (CSS class tag-TAG) and paragraphs under it."""
+        self._add(Entry("heading", title, tag, safe_name("h-" + title), rows=list(lines)))
 
     def omit(self, title, reason):
         """A figure whose data is absent: one line in the page, no image."""
@@ -151,6 +151,9 @@ class Report:
                     sub.append(f'<li><a href="#{en.name}">Figure {en.number}: {e(en.title)}</a></li>')
                 elif en.kind == "omitted":
                     sub.append(f'<li class="omitted">{e(en.title)}: omitted</li>')
+                elif en.kind == "heading":
+                    tag = f" ({e(en.caption)})" if en.caption else ""
+                    sub.append(f'<li><a href="#{en.name}">{e(en.title)}</a>{tag}</li>')
                 elif en.kind == "table":
                     sub.append(f'<li><a href="#{en.name}">Table: {e(en.title)}</a></li>')
             inner = f"<ul>{''.join(sub)}</ul>" if sub else ""
@@ -165,6 +168,11 @@ class Report:
                     f'<a href="{en.name}.json">Plotted data ({en.name}.json)</a>.</figcaption></figure>')
         if en.kind == "omitted":
             return f'<p class="omitted"><b>{e(en.title)}</b>: omitted &mdash; {e(en.caption)}</p>'
+        if en.kind == "heading":
+            tag = (f' <span class="tag tag-{safe_name(en.caption)}">{e(en.caption)}</span>'
+                   if en.caption else "")
+            body = "".join(f"<p>{e(str(line))}</p>" for line in en.rows)
+            return f'<h3 class="sub" id="{en.name}">{e(en.title)}{tag}</h3>{body}'
         if en.kind == "text":
             body = "".join(f"<li>{e(str(line))}</li>" for line in en.rows)
             return f'<div class="text"><h3>{e(en.title)}</h3><ul>{body}</ul></div>'
@@ -174,6 +182,18 @@ class Report:
         return (f'<div class="table" id="{en.name}"><h3>{e(en.title)}</h3><p>{e(en.caption)} '
                 f'<a href="{en.name}.csv">{en.name}.csv</a>.</p>'
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def save_figure(fig, png, data):
+    """fig as the PNG file png and data (the plotted numbers) as JSON beside it (same stem);
+    closes fig and returns the two paths. Same figure and data, byte-identical files."""
+    fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    path = os.path.splitext(png)[0] + ".json"
+    with open(path, "w") as f:
+        json.dump(jsonable(data), f, indent=1, sort_keys=True)
+        f.write("\n")
+    return [png, path]
 
 
 def _cell(value):
@@ -196,4 +216,8 @@ table { border-collapse: collapse; font-size: 0.8em; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } tbody tr:nth-child(even) { background: #fafafa; }
 .table { overflow-x: auto; } td:first-child { white-space: nowrap; }
+h3.sub { font-size: 1.25em; margin-top: 2em; border-bottom: 1px dotted #ccc; }
+.tag { color: #fff; background: #777; padding: 0 0.4em; border-radius: 3px; font-size: 0.85em; }
+.tag-CONFIRMED { background: #2e7d32; } .tag-REFUTED { background: #c62828; }
+.tag-INCONCLUSIVE { background: #757575; }
 """

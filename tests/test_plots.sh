@@ -9,7 +9,12 @@
 #     times, loss curves and final losses, gradient norms, fusion ratios, PAPI times, run states,
 #     fired verdicts, SDE counters;
 #   - summary.h5 (fusebench merge) as the index: a listed run without a file is reported missing;
-#   - Chromium (headless) renders the page: a screenshot, every image loaded, no console message.
+#   - Chromium (headless) renders the page: a screenshot, every image loaded, no console message;
+#   - studies (tests/study_fixture.py: fake study folders of the ten known studies and an unknown
+#     one): plots/study_plot.py writes each study's PNG (+ JSON), names a missing series instead of
+#     drawing it, exits 1 on a folder without study.h5; report.py on a folder of study folders
+#     writes the Studies section (summary table, each verdict, the figures table, an image per
+#     study) with the plotted numbers equal to the files', and Chromium renders that page too.
 # Run from the repository root after `make bench/fusebench`:  sh tests/test_plots.sh
 set -u
 . tests/shlib.sh
@@ -101,8 +106,8 @@ def valid_png(path):
         return False
 
 
-def check_page():
-    html = open(os.path.join(out, "index.html")).read()
+def check_files(html):
+    """The page's images decode, its links are relative files, each figure has its JSON."""
     imgs = re.findall(IMG, html)
     bad = [s for s in imgs if not valid_png(os.path.join(out, s))]
     check(imgs and not bad, f"{len(imgs)} images in index.html exist, are non-empty and decode as PNG",
@@ -113,6 +118,12 @@ def check_page():
     bad = [s for s in imgs if not os.path.isfile(os.path.join(out, s[:-4] + ".json"))]
     check(not bad, "every figure has its plotted data beside it (.json)", f"without: {bad}")
     check("<script" not in html.lower() and "://" not in html, "no script and no external resource")
+    return imgs
+
+
+def check_page():
+    html = open(os.path.join(out, "index.html")).read()
+    imgs = check_files(html)
     want = {"throughput", "scaling_weak", "step_breakdown", "loss_multimodal", "loss_microbiome",
             "gradnorm_multimodal_gmu", "gradnorm_multimodal_transformer_concat",
             "gradnorm_microbiome_categorical_concat", "fusion_multimodal", "fusion_microbiome",
@@ -268,6 +279,84 @@ def check_index():
           f"summary index: the train files it does not list are added ({len(runs)} rows)")
 
 
+def study_folders():
+    """{name: (folder, root attributes)} of the study folders in res, read here with h5py."""
+    found = {}
+    for d in sorted(os.listdir(res)):
+        path = os.path.join(res, d, "study.h5")
+        if os.path.isfile(path):
+            with h5py.File(path, "r") as f:
+                found[f.attrs["study"]] = (os.path.join(res, d), dict(f.attrs))
+    return found
+
+
+def text(x):
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def check_study_plots(*names):
+    for name in names:
+        png = os.path.join(res, name, "study.png")
+        with open(os.path.join(res, name, "study.json")) as f:
+            data = json.load(f)
+        check(valid_png(png) and data["study"] == name and data["panels"],
+              f"study_plot.py {name}: study.png decodes, study.json has its {len(data['panels'])} panel(s)")
+
+
+def check_studies():
+    html = open(os.path.join(out, "index.html")).read()
+    imgs = check_files(html)
+    found = study_folders()
+    check(re.search(r"<h2>\d+\. Studies</h2>", html) is not None, "index.html has a Studies section")
+    check("Throughput" not in html, "only studies in the folder: no run sections")
+    summary = {r["study"]: r for r in rows("studies")}
+    ok = sorted(summary) == sorted(found)
+    for name, (folder, a) in found.items():
+        v = a["verdict"]
+        ok_v = re.search(rf'Study {name} \(document [^)]*\) <span class="tag tag-{v}">{v}</span>', html)
+        check(ok_v is not None, f"study {name}: heading with the verdict {v} (coloured tag)")
+        check(f"study_{name}.png" in imgs and valid_png(os.path.join(out, f"study_{name}.png")),
+              f"study {name}: its plot is an image of the page")
+        figs = f_rows = rows(f"study_{name}_figures")
+        with h5py.File(os.path.join(folder, "study.h5"), "r") as f:
+            t = f["figures"][()]
+        deciding = [(text(n), text(a_) or "(study)") for n, a_, d in zip(t["name"], t["arm"], t["deciding"]) if d]
+        check(len(figs) == len(t) and [(r["figure"], r["arm"]) for r in f_rows if r["deciding"]] == deciding,
+              f"study {name}: figures table has the {len(t)} rows, the {len(deciding)} deciding ones marked")
+        row = summary.get(name, {})
+        ok &= [row.get(k) for k in ("document", "verdict", "reason")] == [a["document"], v, a["reason"]]
+    check(ok, f"summary table: the {len(found)} studies' document, verdict and reason are study.h5's")
+
+    data = load("study_imbalance")
+    folder = found["imbalance"][0]
+    n, good = 0, True
+    for panel in data["panels"]:
+        for r in panel["runs"]:
+            point = panel["series"].split("/")[2]
+            with h5py.File(os.path.join(folder, r["file"]), "r") as f:
+                g = f[f"traces/fusion/{point}"]
+                good &= same(r["value"], g["ratio"][()]) and same(r["step"], g["step"][()])
+            n += 1
+    check(good and n > 0, f"imbalance: the {n} plotted ratio curves equal /traces/fusion/<point>/ratio")
+
+    with h5py.File(os.path.join(found["fusion_league"][0], "study.h5"), "r") as f:
+        t = f["figures"][()]
+    cells = {}
+    for nm, arm, v in zip(t["name"], t["arm"], t["value"]):
+        if "@" in text(arm):
+            cells.setdefault(tuple(text(arm).split("@")[::-1]), {})[text(nm)] = float(v)
+    good = True
+    for panel in load("study_fusion_league")["panels"]:
+        pts = {(panel["scenario"], p["method"]): p for p in panel["points"]}
+        good &= all(p["holdout_loss"] == cells[k]["holdout_loss"] and
+                    p["samples_per_s"] == cells[k]["samples_per_s"] for k, p in pts.items())
+        front = sorted((m for (s, m), c in cells.items() if s == panel["scenario"] and not any(
+            c2["samples_per_s"] >= c["samples_per_s"] and c2["holdout_loss"] <= c["holdout_loss"] and
+            c2 != c for (s2, _), c2 in cells.items() if s2 == s)))
+        good &= sorted(panel["front"]) == front
+    check(good, "fusion_league: plotted losses and throughputs are /figures', the Pareto fronts recomputed")
+
+
 def check_chromium(log, shot):
     imgs = set(re.findall(IMG, open(os.path.join(out, "index.html")).read()))
     text = open(log, errors="replace").read()
@@ -288,7 +377,9 @@ def check_chromium(log, shot):
 if mode == "chromium":
     check_chromium(*sys.argv[4:6])
 else:
-    {"page": check_page, "numbers": check_numbers, "summary": make_summary, "index": check_index}[mode]()
+    {"page": check_page, "numbers": check_numbers, "summary": make_summary, "index": check_index,
+     "studies": check_studies,
+     "study_plots": lambda: check_study_plots(*sys.argv[4:])}[mode]()
 sys.exit(1 if failures else 0)
 EOF
 
@@ -329,15 +420,51 @@ else
 fi
 
 # 4. Chromium, headless: the page renders, every image loads, no console message.
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "SKIP  Chromium is not installed (make deps installs Debian's chromium): page not rendered"
-elif [ -f "$out/index.html" ]; then
-  chrome="timeout 60 chromium --headless --disable-gpu --no-sandbox --user-data-dir=$tmp/chrome \
-    --no-first-run --disable-background-networking --disable-component-update --disable-sync"
-  $chrome --screenshot="$tmp/shot.png" --window-size=1400,3000 --enable-logging=stderr --v=1 \
-    "file://$out/index.html" >/dev/null 2>"$tmp/chrome.log"
-  $chrome --dump-dom "file://$out/index.html" >"$tmp/chrome.log.dom" 2>/dev/null
-  checker chromium "$res" "$out" "$tmp/chrome.log" "$tmp/shot.png"
+render() {   # render RES OUT: Chromium on OUT/index.html
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "SKIP  Chromium is not installed (make deps installs Debian's chromium): page not rendered"
+  elif [ -f "$2/index.html" ]; then
+    chrome="timeout 60 chromium --headless --disable-gpu --no-sandbox --user-data-dir=$tmp/chrome \
+      --no-first-run --disable-background-networking --disable-component-update --disable-sync"
+    $chrome --screenshot="$tmp/shot.png" --window-size=1400,3000 --enable-logging=stderr --v=1 \
+      "file://$2/index.html" >/dev/null 2>"$tmp/chrome.log"
+    $chrome --dump-dom "file://$2/index.html" >"$tmp/chrome.log.dom" 2>/dev/null
+    checker chromium "$1" "$2" "$tmp/chrome.log" "$tmp/shot.png"
+  fi
+}
+render "$res" "$out"
+
+# 5. Studies: fake study folders (tests/study_fixture.py), every known study and an unknown name.
+st=$tmp/studies
+known="imbalance starvation multiplication gate_bias stochastic_eval dead_parameter modality_dropout
+  pairwise_scope single_token_attention fusion_league"
+if $PY tests/study_fixture.py "$st" $known my_new_study >/dev/null 2>"$tmp/fixture.err" &&
+   $PY tests/study_fixture.py "$tmp/st-drop" imbalance --drop calendar_fusion >/dev/null 2>>"$tmp/fixture.err"
+then pass "study fixtures written"; else fail "study_fixture.py failed"; cat "$tmp/fixture.err"; fi
+for name in imbalance fusion_league my_new_study; do
+  if timeout 60 $PY plots/study_plot.py "$st/$name" >"$tmp/sp.out" 2>&1 &&
+     grep -q "^wrote $st/$name/study.png$" "$tmp/sp.out"; then pass "study_plot.py $name: $(grep -c '^wrote' "$tmp/sp.out") files"
+  else fail "study_plot.py $name"; cat "$tmp/sp.out"; fi
+done
+checker study_plots "$st" "$st" imbalance fusion_league my_new_study
+if grep -q "not one of the 10 known studies" "$tmp/sp.out"; then pass "an unknown study: said so, deciding figures plotted"
+else fail "an unknown study is not announced"; fi
+if timeout 60 $PY plots/study_plot.py "$tmp/st-drop/imbalance" >"$tmp/sp.out" 2>&1 &&
+   grep -q "not plotted: calendar_fusion.*no run has traces/fusion/calendar_fusion/ratio" "$tmp/sp.out"
+then pass "a missing series: the panel left out and named: $(grep 'not plotted' "$tmp/sp.out")"
+else fail "a missing series is not named"; cat "$tmp/sp.out"; fi
+if $PY plots/study_plot.py "$res" >"$tmp/sp.out" 2>&1; then fail "study_plot.py on a folder without study.h5 exited 0"
+elif grep -q "no study.h5" "$tmp/sp.out"; then pass "study_plot.py without study.h5: exit 1, $(cat "$tmp/sp.out")"
+else fail "study_plot.py without study.h5: no clear message"; cat "$tmp/sp.out"; fi
+if $PY plots/study_plot.py "$st/imbalance/runs/r0001.h5" >"$tmp/sp.out" 2>&1; then
+  fail "study_plot.py on a train file exited 0"
+else pass "study_plot.py on a train file: exit 1, $(cat "$tmp/sp.out")"; fi
+if timeout 120 $PY plots/report.py "$st" >"$tmp/report3.out" 2>&1; then
+  pass "report.py on study folders: $(tail -n 1 "$tmp/report3.out")"
+  checker studies "$st" "$st/report"
+  render "$st" "$st/report"
+else
+  fail "report.py on study folders failed"; tail -n 20 "$tmp/report3.out"
 fi
 
 if [ "$failed" -gt 0 ]; then echo "test_plots: $failed check(s) failed"; exit 1; fi

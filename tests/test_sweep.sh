@@ -4,6 +4,7 @@
 #     --dry-run prints the manifest and the scripts and writes nothing; the real plan writes
 #     8 manifest rows with their exact train commands, one job array per shape with its rows, the
 #     hybrid MPI + OpenMP lines, and the merge script;
+#   - arms: a plan with two arms writes each run's arm label and appends its options to the command;
 #   - a bad spec is refused with its line number (exit 2) and nothing is written;
 #   - submit --dry-run prints one sbatch per shape and the merge job's afterok dependency;
 #   - run --local runs every row (timed: < 60 s), status shows them done; merge and the report
@@ -40,9 +41,10 @@ rows=$(tail -n +2 "$m" | wc -l)
 cmds=$(awk -F'\t' 'NR > 1 && $NF ~ /^\/.*fusebench train --scenario multimodal --method (gmu|concat_mlp) .*--batch 4 --steps 4 --seed [12] --threads 1 --out \/.*\/runs\/r000[1-8]\.h5 --trace-every 2$/' "$m" | wc -l)
 header=$(head -n 1 "$m" | tr '\t' ' ')
 if [ "$rows" -eq 8 ] && [ "$cmds" -eq 8 ] &&
-   [ "$header" = "id scenario method parallel pairs nodes ranks_per_node ranks threads batch batch_per_rank steps seed shape out command" ]; then
-  pass "manifest: 8 rows, each with its absolute train command and result file"
-  echo "      $(sed -n 4p "$m" | cut -f1-15)"
+   [ "$header" = "id scenario method parallel pairs nodes ranks_per_node ranks threads batch batch_per_rank steps seed arm shape out command" ] &&
+   [ "$(tail -n +2 "$m" | cut -f14 | sort -u)" = "-" ]; then
+  pass "manifest: 8 rows, each with its absolute train command and result file (arm '-': the spec has none)"
+  echo "      $(sed -n 4p "$m" | cut -f1-16)"
 else fail "manifest: $rows rows, $cmds well-formed commands, header '$header'"; fi
 a1="$dir/slurm/array-n1-t1-c1.sbatch" a2="$dir/slurm/array-n1-t2-c1.sbatch" merge="$dir/slurm/merge.sbatch"
 if grep -qx '#SBATCH --array=1-2,5-6' "$a1" && grep -qx '#SBATCH --ntasks-per-node=1' "$a1" &&
@@ -64,6 +66,16 @@ else fail "merge script"; fi
 got=$(SLURM_ARRAY_TASK_ID=7 sh -c "$(sed -n '/^SWEEP=/p; /^field()/,/^}/p' "$a2"); id=r0007; field seed; field method; field ranks" | tr '\n' ' ')
 if [ "$got" = "1 concat_mlp 2 " ]; then pass "the scripts' awk reads row r0007: seed 1, concat_mlp, 2 ranks"
 else fail "the scripts' awk read '$got' for r0007"; fi
+
+# Arms: the label in the `arm` column (read by name), the options after `extra` in the command.
+printf 'scenario: timeseries\nsteps: 4\nbatch: 4\nextra: --trace-every 2\narm: raw --celestial-raw\narm: plain\n' >"$tmp/arms.spec"
+"$FB" sweep plan "$tmp/arms.spec" --out "$tmp/arms" >"$tmp/arms.out" 2>&1
+got=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+                  { c = $col["command"]; sub(/^.* --out [^ ]*/, "", c); print $col["id"] "=" $col["arm"] ":" c }' \
+        "$tmp/arms/manifest.tsv" 2>/dev/null | tr '\n' ' ')
+if [ "$got" = "r0001=raw: --trace-every 2 --celestial-raw r0002=plain: --trace-every 2 " ]; then
+  pass "arms: r0001 raw with --celestial-raw after extra's options, r0002 plain without"
+else fail "arms: manifest rows '$got'"; sed 's/^/      /' "$tmp/arms.out"; fi
 
 # 2. A bad spec: its line, exit 2, nothing written.
 printf 'scenario: timeseries\nsteps: 4\nmethod: gmu, perceiver\n' >"$tmp/bad.spec"

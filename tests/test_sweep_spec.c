@@ -1,6 +1,6 @@
 // Sweep specifications (bench/sweep_spec.c, format in bench/SWEEP.md): parsing (comments,
-// whitespace, `all`, ranges, defaults), the size and order of the product, exclusions, the checks a
-// run must pass, every bad-input message with its line number, and the job array index lists.
+// whitespace, `all`, ranges, defaults), the size and order of the product, arms, exclusions, the
+// checks a run must pass, every bad-input message with its line number, and the job array index lists.
 //
 // bench/ is not part of libfusebench.a (the tests link only the library), so the parser's source is
 // compiled into this test directly.
@@ -87,7 +87,67 @@ static void test_defaults(void **state) {
     assert_int_equal(s.batch_per_rank, 1);
     assert_int_equal(s.launcher, SWEEP_LAUNCH_AUTO);
     assert_string_equal(s.extra, "");
+    // One implicit arm "-" without options, so a spec without arms plans what it did before arms.
+    assert_int_equal(s.narms, 1);
+    assert_int_equal(s.axes[SWEEP_ARM].line, 0);
+    for (int i = 0; i < s.nruns; i++) {
+        assert_string_equal(sweep_run_arm(&s, &s.runs[i]), "-");
+        assert_string_equal(sweep_run_arm_options(&s, &s.runs[i]), "");
+    }
     sweep_spec_free(&s);
+}
+
+// Arms: one per line, an axis of the product right inside the method, each run with its options
+// (a negative option value included); exclusions name them by label.
+static void test_arms(void **state) {
+    (void)state;
+    sweep_spec s;
+    parse_ok(&s, "scenario: multimodal\n"
+                 "method: gmu, concat_mlp\n"
+                 "arm: raw   --celestial-raw   # trailing comment\n"
+                 "seed: 1, 2\n"
+                 "arm: layernorm\n"
+                 "arm: closed --gate-bias -6 --variant per_sample\n");
+    assert_int_equal(s.narms, 3);
+    assert_int_equal(s.axes[SWEEP_ARM].line, 3);
+    assert_int_equal(s.arms[2].line, 6);
+    assert_int_equal(s.nruns, 2 * 3 * 2);
+    // Product order: method, arm, then seed innermost.
+    const char *labels[] = { "raw", "layernorm", "closed" };
+    const char *options[] = { "--celestial-raw", "", "--gate-bias -6 --variant per_sample" };
+    for (int i = 0; i < s.nruns; i++) {
+        const sweep_run *r = &s.runs[i];
+        const int arm = (i / 2) % 3;
+        char index[16];
+        snprintf(index, sizeof index, "%d", arm);
+        assert_string_equal(value(r, SWEEP_METHOD), i < 6 ? "gmu" : "concat_mlp");
+        assert_int_equal(r->v[SWEEP_ARM], arm);
+        assert_string_equal(value(r, SWEEP_ARM), index);   // the axis value is the index; the label is the spec's
+        assert_string_equal(sweep_run_arm(&s, r), labels[arm]);
+        assert_string_equal(sweep_run_arm_options(&s, r), options[arm]);
+        assert_int_equal(r->v[SWEEP_SEED], 1 + i % 2);
+    }
+    sweep_spec_free(&s);
+    // An exclusion by label: mul does not take the raw arm.
+    parse_ok(&s, "scenario: multimodal\nmethod: gmu, mul\narm: raw --celestial-raw\narm: ln\n"
+                 "exclude: arm=raw method=mul\n");
+    assert_int_equal(s.nruns, 3);
+    assert_int_equal(s.excl[0].matched, 1);
+    for (int i = 0; i < s.nruns; i++)
+        assert_false(strcmp(value(&s.runs[i], SWEEP_METHOD), "mul") == 0 && strcmp(sweep_run_arm(&s, &s.runs[i]), "raw") == 0);
+    sweep_spec_free(&s);
+    // At most SWEEP_MAX_ARMS arms; the next one is refused on its line.
+    char text[64 * (SWEEP_MAX_ARMS + 2)];
+    size_t used = (size_t)snprintf(text, sizeof text, "scenario: multimodal\n");
+    for (int i = 0; i < SWEEP_MAX_ARMS; i++) used += (size_t)snprintf(text + used, sizeof text - used, "arm: a%d\n", i);
+    parse_ok(&s, text);
+    assert_int_equal(s.nruns, SWEEP_MAX_ARMS);
+    sweep_spec_free(&s);
+    snprintf(text + used, sizeof text - used, "arm: one_more\n");
+    char err[1024] = "", expect[64];
+    assert_int_equal(sweep_spec_parse(&s, text, "spec", err, sizeof err), -1);
+    snprintf(expect, sizeof expect, "spec:%d: arm: more than %d arms", SWEEP_MAX_ARMS + 2, SWEEP_MAX_ARMS);
+    assert_string_equal(err, expect);
 }
 
 // `all` is every method that fits each scenario (its fits()), so the count differs per scenario.
@@ -239,6 +299,21 @@ static void test_bad_input(void **state) {
         { "scenario: multimodal\nsbatch: -N2\n", 2, "sbatch: -N is set by the sweep itself" },
         { "scenario: multimodal\nsbatch: --partition debug\n", 2, "sbatch: 'debug' is not an option" },
         { "scenario: multimodal\nlauncher: ssh\n", 2, "launcher: 'ssh' is not auto, srun or mpirun" },
+        // Arms.
+        { "scenario: multimodal\narm: raw --celestial-raw\nseed: 1\narm: raw\n", 4,
+          "arm: label 'raw' is given twice (first on line 2)" },
+        { "scenario: multimodal\narm: --celestial-raw\n", 2, "arm: '--celestial-raw' is not a label" },
+        { "scenario: multimodal\narm: r/aw --celestial-raw\n", 2, "arm: 'r/aw' is not a label" },
+        { "scenario: multimodal\narm:\n", 2, "arm: no value" },
+        { "scenario: multimodal\narm: " "0123456789012345678901234567890123456789012345678901234567890123" "\n", 2,
+          "arm: label '0123456789012345678901234567890123456789012345678901234567890123' is longer than 63 characters" },
+        { "scenario: multimodal\narm: raw --celestial-raw; rm -rf /\n", 2, "arm: no shell syntax" },
+        { "scenario: multimodal\narm: raw --out x.h5\n", 2, "arm: --out is set by the sweep itself" },
+        { "scenario: multimodal\narm: raw celestial-raw\n", 2, "arm: 'celestial-raw' is not an option" },
+        { "scenario: multimodal\narm: raw --celestial-raw\nexclude: arm=ln\n", 3, "unknown arm 'ln' (known: raw)" },
+        { "scenario: multimodal\nexclude: arm=raw\n", 2, "unknown arm 'raw' (known: -)" },
+        { "scenario: multimodal\narm: a\narm: b\nexclude: arm=a\nexclude: arm=b\n", 5,
+          "the exclusions (lines 4, 5) exclude every run (the product has 2)" },
         { "scenario: multimodal\nseed: 1..100\nthreads: 1..100\n", 2, "the product has more than 9999 runs" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -305,6 +380,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_methods),
         cmocka_unit_test(test_ranges_and_options),
+        cmocka_unit_test(test_arms),
         cmocka_unit_test(test_exclusions),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_load),

@@ -142,6 +142,26 @@ static void test_fusion_point(void **state) {
     fusion_diag d3 = { .attention = u, .att_rows = 2, .att_cols = T };
     assert_int_equal(trace_fusion_point(&s, a, 2, 2, b, 1, 3, NULL, 0, 0, &d3), FB_OK);
     assert_near(s.attention_entropy, log((double)T), TOL_F);
+    assert_true(isnan(s.attention_spread));   // att_positions unset: no positions to compare
+    // Spread: 2 samples x 2 positions x 2 keys. Sample 0's positions attend alike (spread 0); sample
+    // 1's give key 0 the weights 0.2 and 0.6 (std 0.2), key 1 0.8 and 0.4 (std 0.2): mean 0.1.
+    const float w[] = { 0.3f, 0.7f, 0.3f, 0.7f, 0.2f, 0.8f, 0.6f, 0.4f };
+    fusion_diag d4 = { .attention = w, .att_rows = 4, .att_cols = 2, .att_positions = 2 };
+    assert_int_equal(trace_fusion_point(&s, a, 2, 2, b, 1, 3, NULL, 0, 0, &d4), FB_OK);
+    assert_near(s.attention_spread, 0.1, TOL_F);
+    // One key: every weight is 1, entropy and spread 0 (the single-token cross-attention).
+    const float one[] = { 1, 1, 1, 1 };
+    fusion_diag d5 = { .attention = one, .att_rows = 4, .att_cols = 1, .att_positions = 2 };
+    assert_int_equal(trace_fusion_point(&s, a, 2, 2, b, 1, 3, NULL, 0, 0, &d5), FB_OK);
+    assert_near(s.attention_entropy, 0.0, TOL_F);
+    assert_near(s.attention_spread, 0.0, TOL_F);
+    // A cost model (energy_aware_adaptive) is carried through; without one, nothing is.
+    fusion_diag d6 = { .has_cost = 1, .aux_loss = 0.25f, .cost_expected = 8.5f, .cost_budget = 8.0f };
+    assert_int_equal(trace_fusion_point(&s, a, 2, 2, b, 1, 3, NULL, 0, 0, &d6), FB_OK);
+    assert_true(s.has_cost);
+    assert_near(s.cost_expected, 8.5, TOL_F);
+    assert_near(s.cost_budget, 8.0, TOL_F);
+    assert_near(s.aux_loss, 0.25, TOL_F);
 }
 
 // Every sum is bitwise the same on 1 and 2 threads, on sizes far above the parallel threshold, and

@@ -87,7 +87,40 @@ if train bucket-small 2 --scenario timeseries --batch 8 --bucket-mb 0.01 --first
     close "$tmp/bucket-small.h5" "$tmp/bucket-none.h5" "$tmp/bucket-small.ckpt.h5" "$tmp/bucket-none.ckpt.h5" 1e-6
 else fail "bucket runs"; fi
 
-# 4. Bad input: non-zero exit on every rank (mpirun's status), one message from rank 0, no hang.
+# 4. The held-out evaluation (--holdout): the same final model gives the same held-out figures on 1
+#    and 2 ranks (ddp global: same training); every term and, for the classifier, the accuracy.
+#    The gate bias (--gate-bias): the first traced gate mean follows sigmoid(bias).
+if train ho-1 1 --scenario microbiome --batch 8 --holdout 32 && \
+   train ho-2 2 --scenario microbiome --batch 8 --pairs global --holdout 32 && \
+   train ho-mm 1 --scenario multimodal --batch 8 --holdout 40; then
+  if $PY - "$tmp/ho-1.h5" "$tmp/ho-2.h5" "$tmp/ho-mm.h5" >"$tmp/ho.out" 2>&1 <<'PYEOF'
+import sys, h5py, math
+a, b, mm = (h5py.File(p, "r")["summary"].attrs for p in sys.argv[1:4])
+for k in ("holdout_loss", "holdout_huber", "holdout_unifrac"):
+    rel = abs(a[k] - b[k]) / abs(a[k])
+    assert rel < 1e-5, (k, a[k], b[k])
+assert abs(a["holdout_loss"] - a["holdout_huber"] - a["holdout_unifrac"]) < 1e-6
+assert a["holdout_samples"] == 32 and math.isnan(a["holdout_accuracy"])
+assert 0 <= mm["holdout_accuracy"] <= 1 and mm["holdout_samples"] == 40
+print(f"      held-out loss {a['holdout_loss']:.6f} (1 rank) vs {b['holdout_loss']:.6f} (2 ranks); "
+      f"multimodal accuracy {mm['holdout_accuracy']:.3f}")
+PYEOF
+  then pass "--holdout: same figures on 1 and 2 ranks, terms sum to the loss, accuracy for the classifier"; cat "$tmp/ho.out"
+  else fail "--holdout figures"; sed 's/^/      /' "$tmp/ho.out"; fi
+else fail "--holdout runs"; fi
+if train gb-0 1 --scenario timeseries --batch 8 --gate-bias 0 --trace-every 1 --steps 2 && \
+   train gb-n 1 --scenario timeseries --batch 8 --gate-bias -4 --trace-every 1 --steps 2; then
+  if $PY - "$tmp/gb-0.h5" "$tmp/gb-n.h5" >"$tmp/gb.out" 2>&1 <<'PYEOF'
+import sys, h5py, math
+g0, gn = (h5py.File(p, "r")["traces/fusion/fusion/gate_mean"][0] for p in sys.argv[1:3])
+assert abs(g0 - 0.5) < 0.1 and abs(gn - 1 / (1 + math.exp(4))) < 0.02, (g0, gn)
+print(f"      first traced gate mean: {g0:.3f} (bias 0), {gn:.4f} (bias -4; sigmoid(-4) = 0.0180)")
+PYEOF
+  then pass "--gate-bias sets the gate's start"; cat "$tmp/gb.out"
+  else fail "--gate-bias"; sed 's/^/      /' "$tmp/gb.out"; fi
+else fail "--gate-bias runs"; fi
+
+# 5. Bad input: non-zero exit on every rank (mpirun's status), one message from rank 0, no hang.
 bad() {   # bad DESCRIPTION EXPECTED-TEXT NP ARGS...
   local what=$1 text=$2 ranks=$3; shift 3
   $MPIRUN -np "$ranks" "$FB" train --no-progress --no-h5 --steps 5 "$@" >"$tmp/bad.out" 2>"$tmp/bad.err"
@@ -107,6 +140,8 @@ bad "NaN in the embeddings (last rank, step 3)" "rank 1: .*non-finite\|rank 1: .
 bad "NaN in the output (ddp global)" "rank 0: .*NaN\|rank 0: .*non-finite" 2 --scenario microbiome --batch 8 --pairs global --poison-step 2
 bad "NaN in the loss (multimodal, dataparallel)" "rank 0: step 1: the" 2 --scenario multimodal --batch 8 --parallel dataparallel --poison-step 1
 bad "unknown scenario" "is unknown" 2 --scenario weather
+bad "--gate-bias on a method without that gate" "has no gate with a configurable bias" 1 --scenario multimodal --method gmu --gate-bias 0
+bad "an odd --holdout with the UniFrac loss" "even number of held-out samples" 2 --scenario microbiome --batch 8 --holdout 5
 bad "resume from a missing checkpoint" "cannot open checkpoint" 2 --scenario multimodal --resume "$tmp/none.h5"
 
 if [ "$failed" -eq 0 ]; then echo "test_train: all checks passed"; exit 0; fi
