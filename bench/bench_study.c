@@ -27,8 +27,8 @@
 #include "proc.h"
 #include "sweep_spec.h"
 
-#define PROG "fusebench study"
-#define STUDY_SCHEMA "fusebench.study"
+#define PROG                 "fusebench study"
+#define STUDY_SCHEMA         "fusebench.study"
 #define STUDY_SCHEMA_VERSION 1
 
 static void usage(FILE *f) {
@@ -137,13 +137,18 @@ static int load_runs(const char *dir, const study_def *def, study_set *set, int 
     for (int i = 0; i < spec.nruns && rc == 0; i++) {
         const sweep_run *sr = &spec.runs[i];
         study_run *r = study_set_add(set);
-        if (!r) { rc = -1; break; }
+        if (!r) {
+            rc = -1;
+            break;
+        }
         char v[64];
         snprintf(r->id, sizeof r->id, "r%04d", i + 1);
         snprintf(r->arm, sizeof r->arm, "%s", sweep_run_arm(&spec, sr));
-        snprintf(r->scenario, sizeof r->scenario, "%s", sweep_axis_value(SWEEP_SCENARIO, sr->v[SWEEP_SCENARIO], v, sizeof v));
+        snprintf(r->scenario, sizeof r->scenario, "%s",
+                 sweep_axis_value(SWEEP_SCENARIO, sr->v[SWEEP_SCENARIO], v, sizeof v));
         snprintf(r->method, sizeof r->method, "%s", sweep_axis_value(SWEEP_METHOD, sr->v[SWEEP_METHOD], v, sizeof v));
-        snprintf(r->parallel, sizeof r->parallel, "%s", sweep_axis_value(SWEEP_PARALLEL, sr->v[SWEEP_PARALLEL], v, sizeof v));
+        snprintf(r->parallel, sizeof r->parallel, "%s",
+                 sweep_axis_value(SWEEP_PARALLEL, sr->v[SWEEP_PARALLEL], v, sizeof v));
         snprintf(r->pairs, sizeof r->pairs, "%s", sweep_axis_value(SWEEP_PAIRS, sr->v[SWEEP_PAIRS], v, sizeof v));
         r->seed = sr->v[SWEEP_SEED];
         r->ranks = sr->ranks;
@@ -175,7 +180,7 @@ static int load_runs(const char *dir, const study_def *def, study_set *set, int 
 static int write_study(const char *dir, const study_def *def, const study_set *set, const study_result *res) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/study.h5", dir);
-    if (exists(path)) {   // an earlier analysis: replaced only once the new file is whole (fb_h5_close)
+    if (exists(path)) { // an earlier analysis: replaced only once the new file is whole (fb_h5_close)
         char prev[PATH_MAX + 8];
         snprintf(prev, sizeof prev, "%s.prev", path);
         rename(path, prev);
@@ -213,7 +218,7 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
         const char **id = calloc((size_t)nr + 1, sizeof *id), **rarm = calloc((size_t)nr + 1, sizeof *rarm);
         const char **sc = calloc((size_t)nr + 1, sizeof *sc), **me = calloc((size_t)nr + 1, sizeof *me);
         const char **par = calloc((size_t)nr + 1, sizeof *par), **pairs = calloc((size_t)nr + 1, sizeof *pairs);
-        char (*file)[32] = calloc((size_t)nr + 1, sizeof *file);
+        char(*file)[32] = calloc((size_t)nr + 1, sizeof *file);
         const char **filep = calloc((size_t)nr + 1, sizeof *filep);
         int64_t *seed = calloc((size_t)nr + 1, sizeof *seed), *ranks = calloc((size_t)nr + 1, sizeof *ranks);
         int64_t *complete = calloc((size_t)nr + 1, sizeof *complete);
@@ -228,10 +233,12 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
                 n[i] = f->n, deciding[i] = f->deciding;
             }
             const fb_h5_column fcols[] = {
-                { "name", FB_COL_STR, "", NULL }, { "arm", FB_COL_STR, "", "the arm, METHOD/ARM, or a comparison" },
+                { "name", FB_COL_STR, "", NULL },
+                { "arm", FB_COL_STR, "", "the arm, METHOD/ARM, or a comparison" },
                 { "value", FB_COL_F64, "", "mean over the runs (or the comparison's value)" },
                 { "spread", FB_COL_F64, "", "std over the runs (NaN: one run, or not an aggregate)" },
-                { "n", FB_COL_I64, "", "runs aggregated" }, { "units", FB_COL_STR, "", NULL },
+                { "n", FB_COL_I64, "", "runs aggregated" },
+                { "units", FB_COL_STR, "", NULL },
                 { "deciding", FB_COL_I64, "", "1: the verdict's rule used it" },
                 { "threshold", FB_COL_F64, "", "what the rule held it to (NaN: none)" },
                 { "description", FB_COL_STR, "", NULL },
@@ -246,9 +253,14 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
                 filep[i] = file[i];
             }
             const fb_h5_column rcols[] = {
-                { "id", FB_COL_STR, "", NULL }, { "arm", FB_COL_STR, "", NULL }, { "scenario", FB_COL_STR, "", NULL },
-                { "method", FB_COL_STR, "", NULL }, { "seed", FB_COL_I64, "", NULL }, { "ranks", FB_COL_I64, "", NULL },
-                { "parallel", FB_COL_STR, "", NULL }, { "pairs", FB_COL_STR, "", NULL },
+                { "id", FB_COL_STR, "", NULL },
+                { "arm", FB_COL_STR, "", NULL },
+                { "scenario", FB_COL_STR, "", NULL },
+                { "method", FB_COL_STR, "", NULL },
+                { "seed", FB_COL_I64, "", NULL },
+                { "ranks", FB_COL_I64, "", NULL },
+                { "parallel", FB_COL_STR, "", NULL },
+                { "pairs", FB_COL_STR, "", NULL },
                 { "file", FB_COL_STR, "", "relative to the study folder" },
                 { "complete", FB_COL_I64, "", "1: the run finished" },
             };
@@ -279,8 +291,10 @@ static void print_result(const study_def *def, const study_result *res, int comp
         char thr[32] = "";
         if (!isnan(f->threshold)) snprintf(thr, sizeof thr, "  [threshold %.4g]", f->threshold);
         printf("  %c %-26s %-34s %12.5g", f->deciding ? '*' : ' ', f->name, f->arm, f->value);
-        if (!isnan(f->spread)) printf(" +- %-10.3g", f->spread);
-        else printf("    %-10s", "");
+        if (!isnan(f->spread))
+            printf(" +- %-10.3g", f->spread);
+        else
+            printf("    %-10s", "");
         printf(" %-6s n=%d%s\n", strcmp(f->units, "1") ? f->units : "", f->n, thr);
     }
     printf("  runs    %d of %d complete (%s)\n", complete, total, dir);
@@ -349,7 +363,8 @@ static int run_study(const char *dir, const study_def *def) {
     printf("study %s: %s\n", def->name, def->claim);
     char *run[] = { exe, "sweep", "run", (char *)dir, "--local", "--no-merge", "--no-progress", NULL };
     rc = fb_run_child(run, &(fb_child_io){ 0 });
-    if (rc != 0) printf("study %s: some runs failed (fusebench sweep status %s): analysing the others\n", def->name, dir);
+    if (rc != 0)
+        printf("study %s: some runs failed (fusebench sweep status %s): analysing the others\n", def->name, dir);
     return 0;
 }
 
@@ -416,8 +431,10 @@ int bench_study_main(int argc, char **argv) {
     const char *out = NULL, *analyse = NULL;
     int list = 0, all = 0, no_plot = 0, spec = 0;
     const fb_option opts[] = {
-        { "out", FB_OPT_STRING, &out, "DIR", "the study folder to create [default: results/study-NAME-<date>-<time>]", 1, 0, 0 },
-        { "analyse", FB_OPT_STRING, &analyse, "DIR", "analyse the runs already in DIR (a study folder) again", 1, 0, 0 },
+        { "out", FB_OPT_STRING, &out, "DIR", "the study folder to create [default: results/study-NAME-<date>-<time>]",
+          1, 0, 0 },
+        { "analyse", FB_OPT_STRING, &analyse, "DIR", "analyse the runs already in DIR (a study folder) again", 1, 0,
+          0 },
         { "all", FB_OPT_FLAG, &all, NULL, "every study, into DIR/<name>/, then the HTML report of DIR", 1, 0, 0 },
         { "list", FB_OPT_FLAG, &list, NULL, "list the studies and exit", 1, 0, 0 },
         { "spec", FB_OPT_FLAG, &spec, NULL, "print the study's sweep specification and exit", 1, 0, 0 },
@@ -469,8 +486,11 @@ int bench_study_main(int argc, char **argv) {
         fprintf(stderr, PROG ": give --out (a new study) or --analyse (an existing one), not both\n");
         return FB_EXIT_USAGE;
     }
-    if (analyse) snprintf(dir, sizeof dir, "%s", analyse);
-    else if (out) snprintf(dir, sizeof dir, "%s", out);
-    else snprintf(dir, sizeof dir, "results/study-%s-%s", def->name, stamp_buf);
+    if (analyse)
+        snprintf(dir, sizeof dir, "%s", analyse);
+    else if (out)
+        snprintf(dir, sizeof dir, "%s", out);
+    else
+        snprintf(dir, sizeof dir, "results/study-%s-%s", def->name, stamp_buf);
     return one_study(def, dir, analyse != NULL, !no_plot);
 }

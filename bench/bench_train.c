@@ -36,7 +36,7 @@ typedef struct {
     int tokens;
     const char *papi_events;
     int D, H, layers, F;
-    double gate_bias, bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
+    double gate_bias, energy_budget, bucket_mb, first_bucket_mb, lr, lr_min, weight_decay, momentum, clip, dropout, progress_seconds;
     int seed;
 } topts;
 
@@ -127,6 +127,8 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     if (!why[0] && !isnan(o->gate_bias) && method && fusion_find(method) && !fusion_find(method)->has_gate_bias)
         snprintf(why, sizeof why, "--gate-bias: %s has no gate with a configurable bias (gated_add and gated_interp do)",
                  method);
+    if (!why[0] && !isnan(o->energy_budget) && method && fusion_find(method) && !fusion_find(method)->has_cost_budget)
+        snprintf(why, sizeof why, "--energy-budget: %s has no energy budget (energy_aware_adaptive does)", method);
     if (!why[0] && o->batch && o->batch_per_rank)
         snprintf(why, sizeof why, "give --batch (global) or --batch-per-rank, not both");
     if (why[0]) {
@@ -141,6 +143,7 @@ static int build_config(const topts *o, int rank, int ranks, train_config *c) {
     c->holdout = o->holdout;
     c->model.gate_bias_set = !isnan(o->gate_bias);
     c->model.gate_bias = (float)o->gate_bias;
+    c->model.cost_budget = isnan(o->energy_budget) ? 0.0f : (float)o->energy_budget;
     static fb_worlds worlds;   // outlives the run (c points into it)
     char wwhy[320];
     if (fb_worlds_parse(c->scenario ? c->scenario->name : NULL, o->ts_world, o->mm_world, &worlds, wwhy,
@@ -398,7 +401,7 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
                 .bucket_mb = 25.0, .first_bucket_mb = 1.0, .lr = -1, .lr_min = 0, .weight_decay = -1, .momentum = -1,
                 .clip = 1.0, .dropout = 0.1, .progress_seconds = 10.0, .poison_step = -1, .seed = 1,
                 .trace_every = 10, .eval_check_every = 100, .flush_every = 50, .kill_at_step = -1,
-                .target_column = "target", .asv_select = "abundance", .rarefy = 5000, .tokens = 32, .gate_bias = NAN };
+                .target_column = "target", .asv_select = "abundance", .rarefy = 5000, .tokens = 32, .gate_bias = NAN, .energy_budget = NAN };
     const fb_option opts[] = {
         { "scenario", FB_OPT_STRING, &o.scenario, "NAME", "timeseries, multimodal or microbiome (required)", 1, 0, 0 },
         { "method", FB_OPT_STRING, &o.method, "NAME", "fusion method (`fusebench list`) [default: the scenario's]", 1, 0, 0 },
@@ -450,6 +453,8 @@ static int train_main(int argc, char **argv, fb_mpi_run *run, fb_microbiome_data
         { "gate-bias", FB_OPT_DOUBLE, &o.gate_bias, "B", "initial bias of the fusion gate's last layer [default: the\n"
           "method's: -2, g ~ 0.12, the 000 document's advice; 0 gives the\n"
           "source's g ~ 0.5]; gated_add and gated_interp only", 1, 0, 0 },
+        { "energy-budget", FB_OPT_DOUBLE, &o.energy_budget, "MJ", "energy_aware_adaptive: the energy budget its penalty\n"
+          "applies above [default: the document's 8 mJ]; that method only", 0, 1e9, 0 },
         { "seed", FB_OPT_INT, &o.seed, "S", "seed of the initialisation, the data and every mask", 0, 2147483647, 0 },
         { "threads", FB_OPT_INT, &o.threads, "T", "OpenMP (and OpenBLAS) threads per rank", 1, 4096, 0 },
         { "checkpoint", FB_OPT_STRING, &o.checkpoint, "FILE", "checkpoint file (HDF5), written atomically every\n"

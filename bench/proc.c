@@ -41,7 +41,10 @@ int fb_run_child(char *const argv[], const fb_child_io *io) {
         for (const char *const *e = io->env; e && *e; e++) putenv((char *)*e);
         int out = io->capture ? pipefd[1] : io->log ? open(io->log, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
         int err = io->quiet ? open("/dev/null", O_WRONLY) : io->log && !io->capture ? out : -1;
-        if (io->log && out < 0) { fprintf(stderr, "cannot write %s: %s\n", io->log, strerror(errno)); _exit(127); }
+        if (io->log && out < 0) {
+            fprintf(stderr, "cannot write %s: %s\n", io->log, strerror(errno));
+            _exit(127);
+        }
         if (out >= 0) dup2(out, STDOUT_FILENO);
         if (err >= 0) dup2(err, STDERR_FILENO);
         if (io->capture) close(pipefd[0]);
@@ -49,7 +52,7 @@ int fb_run_child(char *const argv[], const fb_child_io *io) {
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    if (io->capture) {   // read all of it (the child must not block on a full pipe), keep what fits
+    if (io->capture) { // read all of it (the child must not block on a full pipe), keep what fits
         close(pipefd[1]);
         size_t used = 0;
         char chunk[4096];

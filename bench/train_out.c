@@ -18,6 +18,7 @@ static void write_config(train_out *o, const train_result *r) {
     fb_h5_attr_int(h, g, "variant", c->model.variant);
     fb_h5_attr_double(h, g, "gate_bias", c->model.gate_bias_set ? c->model.gate_bias : NAN);   // NaN: the method's
     fb_h5_attr_int(h, g, "celestial_raw", c->model.celestial_raw);
+    fb_h5_attr_double(h, g, "cost_budget", c->model.cost_budget > 0 ? c->model.cost_budget : NAN);   // NaN: the method's
     fb_h5_attr_string(h, g, "parallel", train_strategy_names[c->strategy]);
     fb_h5_attr_string(h, g, "pairs", train_pairs_names[c->pairs]);
     fb_h5_attr_int(h, g, "batch", c->batch);

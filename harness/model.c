@@ -52,6 +52,7 @@ void model_fusion_options(const model_config *c, fusion_config *fc) {
     fc->variant = c->variant;
     fc->dropout = c->dropout;
     if (c->gate_bias_set) fc->gate_bias = c->gate_bias;
+    if (c->cost_budget > 0) fc->cost_budget = c->cost_budget;
 }
 
 fb_status model_add_fusion_point(model *m, fusion *f, const char *name) {

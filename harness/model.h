@@ -44,6 +44,7 @@ typedef struct {
     int variant;            // its variant index (0 = the document's form)
     int gate_bias_set;      // 1: gate_bias replaces the method's initial gate bias (fusion_config.gate_bias)
     float gate_bias;
+    float cost_budget;      // > 0: replaces a cost-aware method's energy budget (fusion_config.cost_budget)
     int B;                  // largest batch one process runs: activations are sized for it
     int D, H, layers, F;    // width, heads, transformer layers, FFN width (0: the scenario's default)
     float dropout;
@@ -122,7 +123,7 @@ const scenario *scenario_find(const char *name);
 fb_status model_create(model *m, const scenario *s, const model_config *c, fb_layout *P, fb_layout *A);
 void model_destroy(model *m);
 // For scenarios' create: the settings every scenario's main fusion point takes from the model config
-// (variant, dropout, a given gate bias), applied over a fusion_default_config.
+// (variant, dropout, a given gate bias or cost budget), applied over a fusion_default_config.
 void model_fusion_options(const model_config *c, fusion_config *fc);
 // For scenarios' create: registers fusion point f (created, owned by the scenario) under `name`
 // (a string that outlives the model). FB_ERR_INTERNAL past MODEL_MAX_FUSION_POINTS.

@@ -96,12 +96,12 @@ static void make_fingerprint(trainer *t) {
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "scenario=%s; method=%s; variant=%d; D=%d; H=%d; layers=%d; F=%d; dropout=%.9g; seed=%llu; "
              "seq_len=%d; pred_len=%d; features=%d; classes=%d; feat_a=%d; feat_b=%d; max_asvs=%d; vocab=%d; "
-             "columns=%d; card=%d; cat_dim=%d; celestial_raw=%d; gate_bias=%s; data_samples=%d; ts_world=%s; batch=%d; steps=%d; optimizer=%s; lr=%.9g; lr_min=%.9g; "
+             "columns=%d; card=%d; cat_dim=%d; celestial_raw=%d; gate_bias=%s; cost_budget=%.9g; data_samples=%d; ts_world=%s; batch=%d; steps=%d; optimizer=%s; lr=%.9g; lr_min=%.9g; "
              "warmup=%d; weight_decay=%.9g; beta1=%.9g; beta2=%.9g; eps=%.9g; momentum=%.9g; nesterov=%d; clip=%.9g",
              t->m.s->name, t->m.method->name, mc->variant, mc->D, mc->H, mc->layers, mc->F, mc->dropout,
              (unsigned long long)mc->seed, mc->seq_len, mc->pred_len, mc->features, mc->classes, mc->feat_a,
              mc->feat_b, mc->max_asvs, mc->vocab, mc->columns, mc->card, mc->cat_dim, mc->celestial_raw,
-             gate_bias, mc->microbiome_data ? mc->microbiome_data->n_total : 0, world, c->batch, c->steps,
+             gate_bias, mc->cost_budget, mc->microbiome_data ? mc->microbiome_data->n_total : 0, world, c->batch, c->steps,
              o->kind == FB_OPTIM_ADAMW ? "adamw" : "sgd", o->lr, c->lr_min, t->warmup, o->weight_decay, o->beta1,
              o->beta2, o->eps, o->momentum, o->nesterov, c->clip);
 }

@@ -376,10 +376,12 @@ def pairwise_scope(p):
         x, y = summary_value(r, "median_step_ms"), summary_value(r, "holdout_unifrac")
         if x is not None and y is not None:
             p.use(r)
-            points.append(dict(ref(r), x=x, y=y))
+            # The scopes are the sweep's parallel x pairs axes, not arms: label each run by its own.
+            scope = r.arm if r.arm not in ("", "-") else r.strategy.replace("ddp pairs=", "ddp_")
+            points.append(dict(ref(r), scope=scope, x=x, y=y))
     scatter(p, "holdout UniFrac vs step time", "/summary holdout_unifrac against "
             "median_step_ms, one point per run", points, "median step (ms)", "holdout_unifrac",
-            color_by="arm", marker_by="ranks", logy=False)
+            color_by="scope", marker_by="ranks", logy=False)
     figure_bars(p, "pairs_per_step", "pairs per step (arm@ranks)")
 
 

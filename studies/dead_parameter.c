@@ -37,16 +37,18 @@ static void analyse(const study_set *s, study_result *res) {
     study_add(res, "token_grad_min", "with_token", tok_min_lo, NAN, nt, "1",
               "smallest gradient norm of modality_token at a traced step");
     study_rule(res, "CONFIRMED when the documented token's gradient is exactly 0 at every traced step of every run "
-               "and the with_token variant's is non-zero at some step of every run; REFUTED when the documented "
-               "token ever gets a gradient, or the with_token one never does; INCONCLUSIVE without traces");
+                    "and the with_token variant's is non-zero at some step of every run; REFUTED when the documented "
+                    "token ever gets a gradient, or the with_token one never does; INCONCLUSIVE without traces");
     if (!nd || !nt) {
         study_decide(res, STUDY_INCONCLUSIVE, "no gradient trace of modality_token (%d default, %d with_token runs)",
                      nd, nt);
         return;
     }
     const study_verdict v = doc_hi == 0 && tok_lo > 0 ? STUDY_CONFIRMED : STUDY_REFUTED;
-    study_decide(res, v, "modality_token's gradient norm: at most %.3g as documented (%d runs), %.3g..%.3g at its "
-                 "largest with the token added (%d runs)", doc_hi, nd, tok_lo, tok_hi, nt);
+    study_decide(res, v,
+                 "modality_token's gradient norm: at most %.3g as documented (%d runs), %.3g..%.3g at its "
+                 "largest with the token added (%d runs)",
+                 doc_hi, nd, tok_lo, tok_hi, nt);
 }
 
 const study_def study_dead_parameter = {

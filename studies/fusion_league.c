@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define WITHIN_NOISE 1.0        // gap <= 1 standard error: as good as the best
-#define BEATEN 2.0              // gap > 2 standard errors: beaten
+#define WITHIN_NOISE 1.0 // gap <= 1 standard error: as good as the best
+#define BEATEN       2.0 // gap > 2 standard errors: beaten
 
 static const char *const needs[] = { "summary/holdout_loss", "summary/samples_per_s", "summary/verdicts_fired", NULL };
 
@@ -27,7 +27,7 @@ typedef struct {
 static void analyse(const study_set *s, study_result *res) {
     static entry e[256];
     int ne = 0;
-    for (int i = 0; i < s->n && ne < 256; i++) {   // distinct (scenario, method) pairs, in run order
+    for (int i = 0; i < s->n && ne < 256; i++) { // distinct (scenario, method) pairs, in run order
         const study_run *r = &s->runs[i];
         int seen = 0;
         for (int k = 0; k < ne; k++) seen |= !strcmp(e[k].scenario, r->scenario) && !strcmp(e[k].method, r->method);
@@ -46,11 +46,13 @@ static void analyse(const study_set *s, study_result *res) {
         x->n = study_aggregate(s, &f, study_fn_scalar, "summary/holdout_loss", &x->loss, &x->loss_sd);
         study_aggregate(s, &f, study_fn_scalar, "summary/samples_per_s", &x->sps, &sd);
         study_aggregate(s, &f, study_fn_scalar, "summary/verdicts_fired", &x->fired, &sd);
-        study_add(res, "holdout_loss", arm, x->loss, x->loss_sd, x->n, "1", "task loss of the final model on held-out samples");
-        study_add(res, "samples_per_s", arm, x->sps, NAN, x->n, "1/s", "training samples per second (1 rank, 1 thread)");
+        study_add(res, "holdout_loss", arm, x->loss, x->loss_sd, x->n, "1",
+                  "task loss of the final model on held-out samples");
+        study_add(res, "samples_per_s", arm, x->sps, NAN, x->n, "1/s",
+                  "training samples per second (1 rank, 1 thread)");
         study_add(res, "verdicts_fired", arm, x->fired, NAN, x->n, "1", "stability verdicts fired per run (mean)");
     }
-    for (int k = 0; k < ne; k++) {   // the Pareto front of each scenario
+    for (int k = 0; k < ne; k++) { // the Pareto front of each scenario
         int dominated = 0;
         for (int j = 0; j < ne && !dominated; j++)
             dominated = j != k && !strcmp(e[j].scenario, e[k].scenario) && e[j].loss <= e[k].loss &&
@@ -60,9 +62,11 @@ static void analyse(const study_set *s, study_result *res) {
         study_add(res, "pareto", arm, isfinite(e[k].loss) && !dominated, NAN, e[k].n, "1",
                   "1: on the scenario's front of held-out loss against throughput");
     }
-    study_rule(res, "000's claim, on the timeseries scenario: gap = gated_add's mean held-out loss minus the best "
+    study_rule(res,
+               "000's claim, on the timeseries scenario: gap = gated_add's mean held-out loss minus the best "
                "method's, SE = sqrt(sd_g^2/n_g + sd_b^2/n_b); CONFIRMED when gated_add is the best or the gap is <= "
-               "%g SE; REFUTED when the gap is > %g SE; otherwise INCONCLUSIVE", WITHIN_NOISE, BEATEN);
+               "%g SE; REFUTED when the gap is > %g SE; otherwise INCONCLUSIVE",
+               WITHIN_NOISE, BEATEN);
     const entry *g = NULL, *best = NULL;
     for (int k = 0; k < ne; k++) {
         if (strcmp(e[k].scenario, "timeseries") || !isfinite(e[k].loss)) continue;

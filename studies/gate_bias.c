@@ -13,11 +13,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define EARLY 0.2               // the first fifth of the steps
-#define SPIKE 2.0               // loss > 2 x the median of the 10 steps before
-#define COST 0.05               // held-out loss worse by more than 5%: the start cost accuracy
+#define EARLY 0.2  // the first fifth of the steps
+#define SPIKE 2.0  // loss > 2 x the median of the 10 steps before
+#define COST  0.05 // held-out loss worse by more than 5%: the start cost accuracy
 
-static const char *const needs[] = { "steps/loss", "steps/grad_norm", "summary/holdout_loss", "traces/fusion/fusion/gate_mean", NULL };
+static const char *const needs[] = { "steps/loss", "steps/grad_norm", "summary/holdout_loss",
+                                     "traces/fusion/fusion/gate_mean", NULL };
 
 static double early_grad_norm(const study_run *r, const void *ctx) {
     (void)ctx;
@@ -75,20 +76,23 @@ static void analyse(const study_set *s, study_result *res) {
     f = study_add(res, "holdout_loss_rel_change", "bias_-2 vs bias_0", rel_worse, NAN, nw, "1",
                   "mean paired held-out loss difference (-2 minus 0) / bias 0's mean");
     f->deciding = 1, f->threshold = COST;
-    study_rule(res, "paired by seed: CONFIRMED when bias -2's early (first %.0f%% of steps) gradient norm is lower "
+    study_rule(res,
+               "paired by seed: CONFIRMED when bias -2's early (first %.0f%% of steps) gradient norm is lower "
                "on every seed and its held-out loss is not worse by more than %.0f%% on average; REFUTED when it is "
                "lower on no seed, or the held-out loss is worse by more than %.0f%%; otherwise INCONCLUSIVE",
                100 * EARLY, 100 * COST, 100 * COST);
     if (nc < 2 || nw < 1 || !isfinite(rel_worse)) {
-        study_decide(res, STUDY_INCONCLUSIVE, "%d seed pairs with gradient norms, %d with held-out losses: too few",
-                     nc, nw);
+        study_decide(res, STUDY_INCONCLUSIVE, "%d seed pairs with gradient norms, %d with held-out losses: too few", nc,
+                     nw);
         return;
     }
-    const study_verdict v = n_calmer == nc && rel_worse <= COST   ? STUDY_CONFIRMED
+    const study_verdict v = n_calmer == nc && rel_worse <= COST ? STUDY_CONFIRMED
                             : n_calmer == 0 || rel_worse > COST ? STUDY_REFUTED
                                                                 : STUDY_INCONCLUSIVE;
-    study_decide(res, v, "bias -2 had the lower early gradient norm on %d of %d seeds; its held-out loss changed by "
-                 "%+.2f%% (threshold +%.0f%%)", n_calmer, nc, 100 * rel_worse, 100 * COST);
+    study_decide(res, v,
+                 "bias -2 had the lower early gradient norm on %d of %d seeds; its held-out loss changed by "
+                 "%+.2f%% (threshold +%.0f%%)",
+                 n_calmer, nc, 100 * rel_worse, 100 * COST);
 }
 
 const study_def study_gate_bias = {

@@ -10,8 +10,8 @@
 #include "study.h"
 #include <math.h>
 
-#define IMBALANCED 5.0          // FusionDiagnostics' summary flag: a mean ratio above 5 (or below 0.2)
-#define NEAR_ONE_LO 0.5         // "near 1": within a factor 2
+#define IMBALANCED  5.0 // FusionDiagnostics' summary flag: a mean ratio above 5 (or below 0.2)
+#define NEAR_ONE_LO 0.5 // "near 1": within a factor 2
 #define NEAR_ONE_HI 2.0
 
 static const char *const needs[] = { "traces/fusion/fusion/ratio", "traces/fusion/calendar_fusion/ratio", NULL };
@@ -27,28 +27,34 @@ static void analyse(const study_set *s, study_result *res) {
     double raw_lo, raw_hi, ln_lo, ln_hi;
     const int nr = study_range(s, &raw, study_fn_mean, points[0], &raw_lo, &raw_hi);
     const int nl = study_range(s, &normed, study_fn_mean, points[0], &ln_lo, &ln_hi);
-    study_figure *f = study_add(res, "ratio_fusion_min", "raw", raw_lo, NAN, nr, "1", "smallest per-seed mean ratio without LayerNorm");
+    study_figure *f = study_add(res, "ratio_fusion_min", "raw", raw_lo, NAN, nr, "1",
+                                "smallest per-seed mean ratio without LayerNorm");
     f->deciding = 1, f->threshold = IMBALANCED;
-    f = study_add(res, "ratio_fusion_min", "layernorm", ln_lo, NAN, nl, "1", "smallest per-seed mean ratio with LayerNorm");
+    f = study_add(res, "ratio_fusion_min", "layernorm", ln_lo, NAN, nl, "1",
+                  "smallest per-seed mean ratio with LayerNorm");
     f->deciding = 1, f->threshold = NEAR_ONE_LO;
-    f = study_add(res, "ratio_fusion_max", "layernorm", ln_hi, NAN, nl, "1", "largest per-seed mean ratio with LayerNorm");
+    f = study_add(res, "ratio_fusion_max", "layernorm", ln_hi, NAN, nl, "1",
+                  "largest per-seed mean ratio with LayerNorm");
     f->deciding = 1, f->threshold = NEAR_ONE_HI;
-    study_rule(res, "CONFIRMED when, on every seed, the celestial fusion point's mean ratio ‖a‖/‖b‖ is > %g without "
+    study_rule(res,
+               "CONFIRMED when, on every seed, the celestial fusion point's mean ratio ‖a‖/‖b‖ is > %g without "
                "LayerNorm (FusionDiagnostics' imbalance flag) and within [%g, %g] with it; REFUTED when the raw ratio "
                "is <= %g on every seed (no imbalance) or the LayerNorm ratio is outside [0.2, 5] on every seed (no "
-               "balance); otherwise INCONCLUSIVE", IMBALANCED, NEAR_ONE_LO, NEAR_ONE_HI, IMBALANCED);
+               "balance); otherwise INCONCLUSIVE",
+               IMBALANCED, NEAR_ONE_LO, NEAR_ONE_HI, IMBALANCED);
     if (!nr || !nl) {
         study_decide(res, STUDY_INCONCLUSIVE, "missing runs or traces: %d raw, %d layernorm runs with a ratio", nr, nl);
         return;
     }
     const int raw_imbalanced = raw_lo > IMBALANCED, ln_near_one = ln_lo >= NEAR_ONE_LO && ln_hi <= NEAR_ONE_HI;
     const int raw_balanced = raw_hi <= IMBALANCED, ln_unbalanced = ln_hi < 0.2 || ln_lo > 5;
-    const study_verdict v = raw_imbalanced && ln_near_one ? STUDY_CONFIRMED
+    const study_verdict v = raw_imbalanced && ln_near_one   ? STUDY_CONFIRMED
                             : raw_balanced || ln_unbalanced ? STUDY_REFUTED
                                                             : STUDY_INCONCLUSIVE;
-    study_decide(res, v, "ratio without LayerNorm %.3g..%.3g (threshold > %g), with LayerNorm %.3g..%.3g (near 1: "
-                 "[%g, %g]) over %d and %d seeds", raw_lo, raw_hi, IMBALANCED, ln_lo, ln_hi, NEAR_ONE_LO, NEAR_ONE_HI,
-                 nr, nl);
+    study_decide(res, v,
+                 "ratio without LayerNorm %.3g..%.3g (threshold > %g), with LayerNorm %.3g..%.3g (near 1: "
+                 "[%g, %g]) over %d and %d seeds",
+                 raw_lo, raw_hi, IMBALANCED, ln_lo, ln_hi, NEAR_ONE_LO, NEAR_ONE_HI, nr, nl);
 }
 
 const study_def study_imbalance = {

@@ -10,7 +10,7 @@
 #include "study.h"
 #include <math.h>
 
-#define COST 0.01               // held-out accuracy lower by more than one point: it cost accuracy
+#define COST 0.01 // held-out accuracy lower by more than one point: it cost accuracy
 
 static const char *const needs[] = { "steps/loss", "summary/holdout_accuracy", "summary/holdout_loss", NULL };
 
@@ -52,15 +52,17 @@ static void analyse(const study_set *s, study_result *res) {
                   "mean paired held-out accuracy difference, batch minus per_sample");
     f->deciding = 0, f->threshold = -COST;
     study_rule(res, "paired by seed: CONFIRMED (batch-global masks add instability) when the batch variant's "
-               "step-to-step loss noise is larger on every seed; REFUTED when it is larger on no seed; otherwise "
-               "INCONCLUSIVE. The held-out accuracy difference is reported beside it (regularisation's side)");
+                    "step-to-step loss noise is larger on every seed; REFUTED when it is larger on no seed; otherwise "
+                    "INCONCLUSIVE. The held-out accuracy difference is reported beside it (regularisation's side)");
     if (nn < 2) {
         study_decide(res, STUDY_INCONCLUSIVE, "%d seed pairs with loss series: too few", nn);
         return;
     }
     const study_verdict v = n_noisier == nn ? STUDY_CONFIRMED : n_noisier == 0 ? STUDY_REFUTED : STUDY_INCONCLUSIVE;
-    study_decide(res, v, "batch-global masks gave the noisier loss on %d of %d seeds; held-out accuracy %+.3f "
-                 "(batch minus per_sample, mean of %d seeds)", n_noisier, nn, acc_diff, na);
+    study_decide(res, v,
+                 "batch-global masks gave the noisier loss on %d of %d seeds; held-out accuracy %+.3f "
+                 "(batch minus per_sample, mean of %d seeds)",
+                 n_noisier, nn, acc_diff, na);
 }
 
 const study_def study_modality_dropout = {

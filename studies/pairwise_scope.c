@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HURTS 0.02              // held-out UniFrac loss more than 2% above the all-pairs run's
+#define HURTS 0.02 // held-out UniFrac loss more than 2% above the all-pairs run's
 
 static const char *const needs[] = { "summary/holdout_unifrac", "summary/median_step_ms", NULL };
 
@@ -27,8 +27,10 @@ static double pairs_per_step(const study_run *r, const void *ctx) {
 }
 
 static void analyse(const study_set *s, study_result *res) {
-    const study_filter scopes[4] = { { .parallel = "dataparallel" }, { .parallel = "ddp", .pairs = "local" },
-                                     { .parallel = "ddp", .pairs = "global" }, { .parallel = "ddp", .pairs = "blockdiag" } };
+    const study_filter scopes[4] = { { .parallel = "dataparallel" },
+                                     { .parallel = "ddp", .pairs = "local" },
+                                     { .parallel = "ddp", .pairs = "global" },
+                                     { .parallel = "ddp", .pairs = "blockdiag" } };
     const char *const names[4] = { "dataparallel", "ddp_local", "ddp_global", "ddp_blockdiag" };
     int max_ranks = 0;
     for (int i = 0; i < s->n; i++)
@@ -41,16 +43,18 @@ static void analyse(const study_set *s, study_result *res) {
             if (!study_aggregate(s, &f, pairs_per_step, NULL, &m, &sd)) continue;
             char arm[96];
             snprintf(arm, sizeof arm, "%s@%d", names[k], P);
-            const struct { const char *name; study_run_fn fn; const char *key, *units, *desc; } figs[3] = {
+            const struct {
+                const char *name;
+                study_run_fn fn;
+                const char *key, *units, *desc;
+            } figs[3] = {
                 { "pairs_per_step", pairs_per_step, NULL, "pairs", "pairs of rows the UniFrac loss sees per step" },
                 { "holdout_unifrac", study_fn_scalar, "summary/holdout_unifrac", "1",
                   "UniFrac loss of the final model over every pair of 128 held-out samples" },
                 { "step_ms", study_fn_scalar, "summary/median_step_ms", "ms", "median step time (slowest rank)" },
             };
             for (int g = 0; g < 3; g++) {
-                study_figure *x = study_add_agg(res, s, &f, figs[g].name, figs[g].fn, figs[g].key, figs[g].units,
-                                                figs[g].desc);
-                snprintf(x->arm, sizeof x->arm, "%s", arm);
+                study_add_agg_as(res, s, &f, arm, figs[g].name, figs[g].fn, figs[g].key, figs[g].units, figs[g].desc);
             }
         }
     study_filter local = scopes[1], global = scopes[2], dp = scopes[0];
@@ -81,17 +85,20 @@ static void analyse(const study_set *s, study_result *res) {
               "median step time, global minus local (mean over seeds): what every pair costs");
     study_add(res, "dataparallel_vs_global_max_diff", "", dp_gap, NAN, ne, "1",
               "largest held-out UniFrac difference between dataparallel and ddp/global (the same pairs)");
-    study_rule(res, "at the largest rank count, paired by seed: CONFIRMED (excluding cross-rank pairs hurts) when "
+    study_rule(res,
+               "at the largest rank count, paired by seed: CONFIRMED (excluding cross-rank pairs hurts) when "
                "ddp/local's held-out UniFrac loss exceeds ddp/global's by more than %.0f%% on every seed; REFUTED "
-               "when it does on no seed; otherwise INCONCLUSIVE", 100 * HURTS);
+               "when it does on no seed; otherwise INCONCLUSIVE",
+               100 * HURTS);
     if (nd < 1) {
         study_decide(res, STUDY_INCONCLUSIVE, "no seed with both a local and a global run at %d ranks", max_ranks);
         return;
     }
     const study_verdict v = hurt == nd ? STUDY_CONFIRMED : fine == nd ? STUDY_REFUTED : STUDY_INCONCLUSIVE;
-    study_decide(res, v, "at %d ranks local pairs changed the held-out UniFrac loss by %+.2f%% (mean of %d seeds; "
-                 "threshold +%.0f%%); all pairs cost %+.3f ms per step (local %.3f ms)", max_ranks, 100 * mean_rel, nd,
-                 100 * HURTS, cost, lm);
+    study_decide(res, v,
+                 "at %d ranks local pairs changed the held-out UniFrac loss by %+.2f%% (mean of %d seeds; "
+                 "threshold +%.0f%%); all pairs cost %+.3f ms per step (local %.3f ms)",
+                 max_ranks, 100 * mean_rel, nd, 100 * HURTS, cost, lm);
 }
 
 const study_def study_pairwise_scope = {

@@ -12,8 +12,8 @@
 #include "study.h"
 #include <math.h>
 
-#define CONSTANT 1e-6           // |entropy| and spread below this: the weights are constant
-#define SPECIFIC 1e-3           // spread above this: position-specific weights
+#define CONSTANT 1e-6 // |entropy| and spread below this: the weights are constant
+#define SPECIFIC 1e-3 // spread above this: position-specific weights
 
 static const char *const needs[] = { "traces/fusion/fusion/attention_entropy", "traces/fusion/fusion/attention_spread",
                                      NULL };
@@ -44,24 +44,29 @@ static void analyse(const study_set *s, study_result *res) {
     study_figure *f = study_add(res, "entropy_max_abs", "single_token", e_hi, NAN, n1, "nats",
                                 "largest |entropy| at any traced step of any run");
     f->deciding = 1, f->threshold = CONSTANT;
-    f = study_add(res, "spread_max", "single_token", s_hi, NAN, n1, "1", "largest spread at any traced step of any run");
+    f = study_add(res, "spread_max", "single_token", s_hi, NAN, n1, "1",
+                  "largest spread at any traced step of any run");
     f->deciding = 1, f->threshold = CONSTANT;
     f = study_add(res, "spread_min_run_mean", "per_column", c_lo, NAN, nc, "1", "smallest per-run mean spread");
     f->deciding = 1, f->threshold = SPECIFIC;
-    study_rule(res, "CONFIRMED when the single token's |entropy| and spread stay below %g at every traced step "
+    study_rule(res,
+               "CONFIRMED when the single token's |entropy| and spread stay below %g at every traced step "
                "(constant weights) and one token per column gives a mean spread above %g on every run "
                "(position-specific weights); REFUTED when the single token's weights vary (> %g) or the per-column "
-               "spread is not above %g on any run; otherwise INCONCLUSIVE", CONSTANT, SPECIFIC, CONSTANT, SPECIFIC);
+               "spread is not above %g on any run; otherwise INCONCLUSIVE",
+               CONSTANT, SPECIFIC, CONSTANT, SPECIFIC);
     if (!n1 || !nc || !isfinite(s_hi)) {
         study_decide(res, STUDY_INCONCLUSIVE, "attention traces missing (%d single-token, %d per-column runs)", n1, nc);
         return;
     }
     const int constant = e_hi < CONSTANT && s_hi < CONSTANT;
-    const study_verdict v = constant && c_lo > SPECIFIC ? STUDY_CONFIRMED
+    const study_verdict v = constant && c_lo > SPECIFIC     ? STUDY_CONFIRMED
                             : !constant || c_hi <= SPECIFIC ? STUDY_REFUTED
-                                                           : STUDY_INCONCLUSIVE;
-    study_decide(res, v, "single token: |entropy| <= %.3g nats, spread <= %.3g; one token per column: mean spread "
-                 "%.3g..%.3g over %d runs", e_hi, s_hi, c_lo, c_hi, nc);
+                                                            : STUDY_INCONCLUSIVE;
+    study_decide(res, v,
+                 "single token: |entropy| <= %.3g nats, spread <= %.3g; one token per column: mean spread "
+                 "%.3g..%.3g over %d runs",
+                 e_hi, s_hi, c_lo, c_hi, nc);
 }
 
 const study_def study_single_token_attention = {

@@ -13,17 +13,11 @@
 #include <math.h>
 #include <stdio.h>
 
-#define STARVED 0.1             // share(closed) / share(open) below this: starved
-#define GATE_CLOSED 0.05        // the closed arm's mean gate must be below this for the test to count
+#define STARVED     0.1  // share(closed) / share(open) below this: starved
+#define GATE_CLOSED 0.05 // the closed arm's mean gate must be below this for the test to count
 
 static const char *const needs[] = { "traces/fusion/fusion/grad_norm_a", "traces/fusion/fusion/grad_norm_b",
                                      "traces/fusion/fusion/gate_mean", NULL };
-
-static double share(const study_run *r, const void *ctx) {
-    (void)ctx;
-    return study_window_mean(r, "traces/fusion/fusion/grad_norm_b", 0, 1) /
-           study_window_mean(r, "traces/fusion/fusion/grad_norm_a", 0, 1);
-}
 
 // The drop of one method into *drop; returns the closed arm's mean gate (NaN when runs are missing).
 static double method_drop(const study_set *s, study_result *res, const char *method, double *drop) {
@@ -33,21 +27,19 @@ static double method_drop(const study_set *s, study_result *res, const char *met
         const study_filter f = { .arm = arms[a], .method = method };
         char label[96];
         snprintf(label, sizeof label, "%s/%s", method, arms[a]);
-        study_figure *g = study_add_agg(res, s, &f, "gate_mean", study_fn_mean, "traces/fusion/fusion/gate_mean", "1",
-                                        "mean gate value over the traced steps");
-        snprintf(g->arm, sizeof g->arm, "%s", label);
+        study_figure *g =
+            study_add_agg_as(res, s, &f, label, "gate_mean", study_fn_mean, "traces/fusion/fusion/gate_mean", "1",
+                             "mean gate value over the traced steps");
         gate[a] = g->value;
-        study_figure *x = study_add_agg(res, s, &f, "grad_share_b", share, NULL, "1",
-                                        "weak branch's gradient share ‖∂L/∂b‖/‖∂L/∂a‖");
-        snprintf(x->arm, sizeof x->arm, "%s", label);
+        study_figure *x = study_add_agg_as(res, s, &f, label, "grad_share_b", study_fn_branch_share, "fusion", "1",
+                                           "weak branch's gradient share ‖∂L/∂b‖/‖∂L/∂a‖");
         sh[a] = x->value;
-        x = study_add_agg(res, s, &f, "grad_norm_b", study_fn_mean, "traces/fusion/fusion/grad_norm_b", "1",
-                          "mean row norm of ∂L/∂b over the traced steps");
-        snprintf(x->arm, sizeof x->arm, "%s", label);
+        x = study_add_agg_as(res, s, &f, label, "grad_norm_b", study_fn_mean, "traces/fusion/fusion/grad_norm_b", "1",
+                             "mean row norm of ∂L/∂b over the traced steps");
     }
     *drop = sh[1] / sh[0];
-    study_figure *d = study_add(res, "share_drop", method, *drop, NAN, 0, "1",
-                                "gradient share with the gate closed / with it open");
+    study_figure *d =
+        study_add(res, "share_drop", method, *drop, NAN, 0, "1", "gradient share with the gate closed / with it open");
     d->deciding = 1, d->threshold = STARVED;
     study_add(res, "gate_drop", method, gate[1] / gate[0], NAN, 0, "1",
               "closed / open mean gate: the drop g·∂L/∂out alone predicts");
@@ -55,23 +47,27 @@ static double method_drop(const study_set *s, study_result *res, const char *met
 }
 
 static void analyse(const study_set *s, study_result *res) {
-    study_rule(res, "a branch is starved when closing the gate (bias -6) cuts its gradient share ‖∂L/∂b‖/‖∂L/∂a‖ "
+    study_rule(res,
+               "a branch is starved when closing the gate (bias -6) cuts its gradient share ‖∂L/∂b‖/‖∂L/∂a‖ "
                "below %g of the open gate's (bias 0); CONFIRMED when gated_interp's weak branch is starved and "
                "gated_add's is not; REFUTED when both or neither are (or only gated_add's is); INCONCLUSIVE when "
-               "the closed gate's mean is not below %g or runs are missing", STARVED, GATE_CLOSED);
+               "the closed gate's mean is not below %g or runs are missing",
+               STARVED, GATE_CLOSED);
     double d_interp, d_add;
     const double g_interp = method_drop(s, res, "gated_interp", &d_interp);
     const double g_add = method_drop(s, res, "gated_add", &d_add);
     if (!isfinite(d_interp) || !isfinite(d_add) || !(g_interp < GATE_CLOSED) || !(g_add < GATE_CLOSED)) {
-        study_decide(res, STUDY_INCONCLUSIVE, "share drops %.3g (gated_interp), %.3g (gated_add); closed gate means "
-                     "%.3g, %.3g (must be < %g)", d_interp, d_add, g_interp, g_add, GATE_CLOSED);
+        study_decide(res, STUDY_INCONCLUSIVE,
+                     "share drops %.3g (gated_interp), %.3g (gated_add); closed gate means "
+                     "%.3g, %.3g (must be < %g)",
+                     d_interp, d_add, g_interp, g_add, GATE_CLOSED);
         return;
     }
     const int si = d_interp < STARVED, sa = d_add < STARVED;
     study_decide(res, si && !sa ? STUDY_CONFIRMED : STUDY_REFUTED,
                  "closing the gate cuts the weak branch's gradient share to %.3g x (gated_interp: %s) and %.3g x "
-                 "(gated_add: %s), threshold %g; closed gate means %.3g and %.3g", d_interp,
-                 si ? "starved" : "learning", d_add, sa ? "starved" : "learning", STARVED, g_interp, g_add);
+                 "(gated_add: %s), threshold %g; closed gate means %.3g and %.3g",
+                 d_interp, si ? "starved" : "learning", d_add, sa ? "starved" : "learning", STARVED, g_interp, g_add);
 }
 
 const study_def study_starvation = {

@@ -110,13 +110,20 @@ double study_fn_mean(const study_run *r, const void *key) { return study_window_
 double study_fn_late_mean(const study_run *r, const void *key) { return study_window_mean(r, key, 0.7, 1); }
 double study_fn_early_mean(const study_run *r, const void *key) { return study_window_mean(r, key, 0, 0.3); }
 
+double study_fn_branch_share(const study_run *r, const void *point) {
+    char a[160], b[160];
+    snprintf(a, sizeof a, "traces/fusion/%s/grad_norm_a", (const char *)point);
+    snprintf(b, sizeof b, "traces/fusion/%s/grad_norm_b", (const char *)point);
+    return study_window_mean(r, b, 0, 1) / study_window_mean(r, a, 0, 1);
+}
+
 // ---- Selection and aggregation ----
 
 static int same(const char *want, const char *have) { return !want || strcmp(want, have) == 0; }
 
 int study_match(const study_run *r, const study_filter *f) {
-    return r->complete && same(f->arm, r->arm) && same(f->scenario, r->scenario) && same(f->method, r->method) && same(f->parallel, r->parallel) &&
-           same(f->pairs, r->pairs) && (!f->ranks || f->ranks == r->ranks);
+    return r->complete && same(f->arm, r->arm) && same(f->scenario, r->scenario) && same(f->method, r->method) &&
+           same(f->parallel, r->parallel) && same(f->pairs, r->pairs) && (!f->ranks || f->ranks == r->ranks);
 }
 
 int study_values(const study_set *s, const study_filter *f, study_run_fn fn, const void *ctx, double *out, int max) {
@@ -164,7 +171,7 @@ int study_paired(const study_set *s, const study_filter *a, const study_filter *
     int n = 0;
     for (int i = 0; i < s->n && n < max; i++) {
         const study_run *ra = &s->runs[i];
-        if (!study_match(ra, a) || study_seed_run(s, a, ra->seed) != ra) continue;   // one pair per seed
+        if (!study_match(ra, a) || study_seed_run(s, a, ra->seed) != ra) continue; // one pair per seed
         const study_run *rb = study_seed_run(s, b, ra->seed);
         if (!rb) continue;
         const double x = fn(ra, ctx), y = fn(rb, ctx);
@@ -177,7 +184,7 @@ int study_paired(const study_set *s, const study_filter *a, const study_filter *
 
 study_figure *study_add(study_result *res, const char *name, const char *arm, double value, double spread, int n,
                         const char *units, const char *description) {
-    static study_figure dropped;   // past the table's end: written to, never reported
+    static study_figure dropped; // past the table's end: written to, never reported
     if (res->nfig >= STUDY_MAX_FIGURES) return &dropped;
     study_figure *f = &res->fig[res->nfig++];
     memset(f, 0, sizeof *f);
@@ -197,6 +204,14 @@ study_figure *study_add_agg(study_result *res, const study_set *s, const study_f
     double mean, std;
     const int n = study_aggregate(s, f, fn, ctx, &mean, &std);
     return study_add(res, name, f->arm, mean, std, n, units, description);
+}
+
+study_figure *study_add_agg_as(study_result *res, const study_set *s, const study_filter *f, const char *label,
+                               const char *name, study_run_fn fn, const void *ctx, const char *units,
+                               const char *description) {
+    study_figure *x = study_add_agg(res, s, f, name, fn, ctx, units, description);
+    snprintf(x->arm, sizeof x->arm, "%s", label);
+    return x;
 }
 
 static void vformat(char *dst, size_t size, const char *fmt, va_list ap) { vsnprintf(dst, size, fmt, ap); }

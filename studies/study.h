@@ -126,6 +126,10 @@ study_figure *study_add(study_result *res, const char *name, const char *arm, do
 // when no run matched).
 study_figure *study_add_agg(study_result *res, const study_set *s, const study_filter *f, const char *name,
                             study_run_fn fn, const void *ctx, const char *units, const char *description);
+// The same under another arm label (METHOD/ARM, SCOPE@RANKS).
+study_figure *study_add_agg_as(study_result *res, const study_set *s, const study_filter *f, const char *label,
+                               const char *name, study_run_fn fn, const void *ctx, const char *units,
+                               const char *description);
 void study_decide(study_result *res, study_verdict v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void study_rule(study_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -134,3 +138,7 @@ double study_fn_scalar(const study_run *r, const void *key);          // study_s
 double study_fn_mean(const study_run *r, const void *key);            // study_window_mean over all of it
 double study_fn_late_mean(const study_run *r, const void *key);       // over the last 30%
 double study_fn_early_mean(const study_run *r, const void *key);      // over the first 30%
+// The weak branch's gradient share at fusion point `point` (ctx: "fusion"): mean ‖∂L/∂b‖ / mean
+// ‖∂L/∂a‖ over the traced steps — both see the same ∂L/∂out, so the share divides out whatever scale
+// the loss gives it.
+double study_fn_branch_share(const study_run *r, const void *point);

@@ -43,8 +43,8 @@ static study_verdict verdict_of(const char *name, const study_set *s, study_resu
     memset(res, 0, sizeof *res);
     res->verdict = STUDY_INCONCLUSIVE;
     d->analyse(s, res);
-    assert_true(res->rule[0] != '\0');     // every verdict states its rule ...
-    assert_true(res->reason[0] != '\0');   // ... and the figures that decided it
+    assert_true(res->rule[0] != '\0');   // every verdict states its rule ...
+    assert_true(res->reason[0] != '\0'); // ... and the figures that decided it
     return res->verdict;
 }
 
@@ -55,7 +55,7 @@ static const study_figure *figure(const study_result *res, const char *name, con
     return NULL;
 }
 
-static study_result res;   // large: not on the stack
+static study_result res; // large: not on the stack
 
 // ---- Helpers ----
 
@@ -65,16 +65,16 @@ static void test_helpers(void **state) {
     study_run *r = add(&s, "x", "timeseries", "add", 1);
     const double v[5] = { 1, 2, NAN, 4, 5 };
     assert_int_equal(study_run_put(r, "steps/loss", v, 5), 0);
-    assert_true(fabs(study_window_mean(r, "steps/loss", 0, 1) - 3.0) < 1e-12);   // the NaN is skipped
+    assert_true(fabs(study_window_mean(r, "steps/loss", 0, 1) - 3.0) < 1e-12); // the NaN is skipped
     assert_true(fabs(study_window_mean(r, "steps/loss", 0.8, 1) - 5.0) < 1e-12);
     assert_true(fabs(study_window_max(r, "steps/loss", 0, 0.4) - 2.0) < 1e-12);
     assert_true(isnan(study_scalar(r, "steps/none")));
     assert_true(fabs(study_scalar(r, "steps/loss") - 5.0) < 1e-12);
-    add(&s, "y", "timeseries", "add", 1)->complete = 0;   // unfinished runs are never selected
+    add(&s, "y", "timeseries", "add", 1)->complete = 0; // unfinished runs are never selected
     double m, sd;
     const study_filter any = { 0 };
     assert_int_equal(study_aggregate(&s, &any, study_fn_scalar, "steps/loss", &m, &sd), 1);
-    assert_true(isnan(sd));   // one run: no spread
+    assert_true(isnan(sd)); // one run: no spread
     study_set_free(&s);
     // Every study is in the table once, with a claim, needs and a spec that parses as a sweep.
     for (int i = 0; i < study_count; i++) {
@@ -112,14 +112,14 @@ static void test_imbalance(void **state) {
     assert_true(fabs(figure(&res, "ratio_fusion", "raw")->value - (45 + 45 + 40) / 3.0) < 1e-9);
     assert_true(figure(&res, "ratio_fusion_min", "raw")->deciding);
     study_set_free(&s);
-    s = imbalance_set(1.3, 1.2, 1.0);   // no imbalance without LayerNorm
+    s = imbalance_set(1.3, 1.2, 1.0); // no imbalance without LayerNorm
     assert_int_equal(verdict_of("imbalance", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = imbalance_set(45, 3, 1.0);      // one seed disagrees
+    s = imbalance_set(45, 3, 1.0); // one seed disagrees
     assert_int_equal(verdict_of("imbalance", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
     s = (study_set){ 0, NULL };
-    assert_int_equal(verdict_of("imbalance", &s, &res), STUDY_INCONCLUSIVE);   // no runs at all
+    assert_int_equal(verdict_of("imbalance", &s, &res), STUDY_INCONCLUSIVE); // no runs at all
 }
 
 // share = grad_b / grad_a at the open and closed gate, per method.
@@ -140,14 +140,14 @@ static study_set starvation_set(double interp_closed_share, double add_closed_sh
 
 static void test_starvation(void **state) {
     (void)state;
-    study_set s = starvation_set(0.002, 0.3, 0.003);   // interp starves, add keeps learning
+    study_set s = starvation_set(0.002, 0.3, 0.003); // interp starves, add keeps learning
     assert_int_equal(verdict_of("starvation", &s, &res), STUDY_CONFIRMED);
     assert_true(fabs(figure(&res, "share_drop", "gated_interp")->value - 0.004) < 1e-9);
     study_set_free(&s);
-    s = starvation_set(0.002, 0.002, 0.003);           // both starve: no difference between the forms
+    s = starvation_set(0.002, 0.002, 0.003); // both starve: no difference between the forms
     assert_int_equal(verdict_of("starvation", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = starvation_set(0.002, 0.3, 0.3);               // the gate never closed: the test did not happen
+    s = starvation_set(0.002, 0.3, 0.3); // the gate never closed: the test did not happen
     assert_int_equal(verdict_of("starvation", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
@@ -168,14 +168,18 @@ static study_set multiplication_set(double mul_imbalanced_share, double ratio_im
 
 static void test_multiplication(void **state) {
     (void)state;
-    study_set s = multiplication_set(45, 45);     // mul's share follows the imbalance, add's does not
+    study_set s = multiplication_set(45, 45); // mul's share follows the imbalance, add's does not
     assert_int_equal(verdict_of("multiplication", &s, &res), STUDY_CONFIRMED);
     assert_true(fabs(figure(&res, "log10_amplification", "mul")->value - log10(45)) < 1e-9);
+    assert_true(fabs(figure(&res, "kappa", "mul")->value - 1) < 1e-9);   // the share follows the imbalance
     study_set_free(&s);
-    s = multiplication_set(1.5, 45);              // mul unmoved
+    s = multiplication_set(6, 6);   // a 6x imbalance fully followed: judged against the imbalance made
+    assert_int_equal(verdict_of("multiplication", &s, &res), STUDY_CONFIRMED);
+    study_set_free(&s);
+    s = multiplication_set(1.5, 45); // mul unmoved
     assert_int_equal(verdict_of("multiplication", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = multiplication_set(45, 1.2);              // --celestial-raw made no imbalance
+    s = multiplication_set(45, 1.2); // --celestial-raw made no imbalance
     assert_int_equal(verdict_of("multiplication", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
@@ -205,22 +209,22 @@ static void test_gate_bias(void **state) {
     study_set s = gate_bias_set(low, high, 0.50, 0.50);
     assert_int_equal(verdict_of("gate_bias", &s, &res), STUDY_CONFIRMED);
     assert_true(fabs(figure(&res, "seeds_calmer", "bias_-2 vs bias_0")->value - 5) < 1e-12);
-    assert_true(fabs(figure(&res, "early_spikes", "bias_-2")->value) < 1e-12);   // a smooth loss has none
+    assert_true(fabs(figure(&res, "early_spikes", "bias_-2")->value) < 1e-12); // a smooth loss has none
     study_set_free(&s);
-    s = gate_bias_set(high, low, 0.50, 0.50);    // −2 is the rougher start on every seed
+    s = gate_bias_set(high, low, 0.50, 0.50); // −2 is the rougher start on every seed
     assert_int_equal(verdict_of("gate_bias", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = gate_bias_set(low, high, 0.60, 0.50);    // calmer, but 20% worse in the end
+    s = gate_bias_set(low, high, 0.60, 0.50); // calmer, but 20% worse in the end
     assert_int_equal(verdict_of("gate_bias", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = gate_bias_set(mixed, high, 0.50, 0.50);  // calmer on some seeds only
+    s = gate_bias_set(mixed, high, 0.50, 0.50); // calmer on some seeds only
     assert_int_equal(verdict_of("gate_bias", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
 
 // ---- 002 ----
 
-static study_set stochastic_set(double documented_diff, double returned_lambda_grad, double cost) {
+static study_set stochastic_set(double documented_diff, double returned_lambda_grad, double cost, double returned_fall) {
     study_set s = { 0, NULL };
     const char *arms[4] = { "documented", "deterministic", "returned", "deterministic_returned" };
     for (int a = 0; a < 4; a++)
@@ -229,24 +233,29 @@ static study_set stochastic_set(double documented_diff, double returned_lambda_g
             const int deterministic = a == 1 || a == 3, returned = a >= 2;
             constant(r, "traces/eval/max_abs_diff", deterministic ? 0 : documented_diff, 10);
             constant(r, "traces/params/grad_norm@lambda_energy", returned ? returned_lambda_grad : 0, 20);
-            ramp(r, "traces/fusion/fusion/expected_cost", cost, cost - (returned ? 1 : 0), 20);
-            constant(r, "traces/fusion/fusion/cost_budget", 8, 20);
+            ramp(r, "traces/params/weight_norm@lambda_energy", 0.01, returned ? 0.002 : 0.01, 20);
+            ramp(r, "traces/fusion/fusion/expected_cost", cost, cost - (returned ? returned_fall : 0.1), 20);
+            constant(r, "traces/fusion/fusion/cost_budget", 4, 20);
         }
     return s;
 }
 
 static void test_stochastic_eval(void **state) {
     (void)state;
-    study_set s = stochastic_set(0.4, 0.02, 9.0);
+    study_set s = stochastic_set(0.4, 0.02, 5.6, 1.0);
     assert_int_equal(verdict_of("stochastic_eval", &s, &res), STUDY_CONFIRMED);
-    assert_true(fabs(figure(&res, "cost_budget", "")->value - 8) < 1e-12);
+    assert_true(fabs(figure(&res, "cost_budget", "")->value - 4) < 1e-12);
+    assert_true(fabs(figure(&res, "lambda_final", "returned")->value - 0.002) < 1e-12);
     study_set_free(&s);
-    s = stochastic_set(0.0, 0.02, 9.0);          // the documented router is deterministic after all
+    s = stochastic_set(0.0, 0.02, 5.6, 1.0); // the documented router is deterministic after all
     assert_int_equal(verdict_of("stochastic_eval", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = stochastic_set(0.4, 0.0, 5.7);           // the penalty never binds: part 2 cannot tell
-    assert_int_equal(verdict_of("stochastic_eval", &s, &res), STUDY_INCONCLUSIVE);
+    s = stochastic_set(0.4, 0.02, 5.6, 0.05); // returned, yet E[cost] falls no more than without
+    assert_int_equal(verdict_of("stochastic_eval", &s, &res), STUDY_REFUTED);
     assert_non_null(strstr(res.reason, "part 1 CONFIRMED"));
+    study_set_free(&s);
+    s = stochastic_set(0.4, 0.0, 3.5, 1.0); // under the budget throughout: the penalty never binds
+    assert_int_equal(verdict_of("stochastic_eval", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
 
@@ -255,7 +264,7 @@ static study_set dead_set(double default_grad, double token_grad) {
     for (int seed = 1; seed <= 2; seed++) {
         study_run *r = add(&s, "default", "multimodal", "transformer_concat", seed);
         double v[12] = { 0 };
-        v[7] = default_grad;   // one stray step is enough to refute "no gradient"
+        v[7] = default_grad; // one stray step is enough to refute "no gradient"
         assert_int_equal(study_run_put(r, "traces/params/grad_norm@modality_token", v, 12), 0);
         r = add(&s, "with_token", "multimodal", "transformer_concat", seed);
         constant(r, "traces/params/grad_norm@modality_token", token_grad, 12);
@@ -272,7 +281,7 @@ static void test_dead_parameter(void **state) {
     assert_int_equal(verdict_of("dead_parameter", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
     s = (study_set){ 0, NULL };
-    add(&s, "default", "multimodal", "transformer_concat", 1);   // no trace of the token
+    add(&s, "default", "multimodal", "transformer_concat", 1); // no trace of the token
     assert_int_equal(verdict_of("dead_parameter", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
@@ -319,7 +328,9 @@ static void test_modality_dropout(void **state) {
 
 static study_set pairwise_set(double local_loss, double global_loss) {
     study_set s = { 0, NULL };
-    const char *scopes[4][2] = { { "dataparallel", "local" }, { "ddp", "local" }, { "ddp", "global" }, { "ddp", "blockdiag" } };
+    const char *scopes[4][2] = {
+        { "dataparallel", "local" }, { "ddp", "local" }, { "ddp", "global" }, { "ddp", "blockdiag" }
+    };
     for (int P = 2; P <= 4; P += 2)
         for (int k = 0; k < 4; k++)
             for (int seed = 1; seed <= 2; seed++) {
@@ -344,7 +355,7 @@ static void test_pairwise_scope(void **state) {
     assert_true(fabs(figure(&res, "pairs_per_step", "ddp_blockdiag@2")->value - 56) < 1e-12);
     assert_true(fabs(figure(&res, "step_ms_cost_of_global", "ddp_local vs ddp_global @4")->value - 2.0) < 1e-12);
     study_set_free(&s);
-    s = pairwise_set(0.501, 0.50);   // within 2%
+    s = pairwise_set(0.501, 0.50); // within 2%
     assert_int_equal(verdict_of("pairwise_scope", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
 }
@@ -367,10 +378,10 @@ static void test_single_token_attention(void **state) {
     study_set s = attention_set(0, 0.06);
     assert_int_equal(verdict_of("single_token_attention", &s, &res), STUDY_CONFIRMED);
     study_set_free(&s);
-    s = attention_set(0.01, 0.06);   // the single token's weights vary: not constant
+    s = attention_set(0.01, 0.06); // the single token's weights vary: not constant
     assert_int_equal(verdict_of("single_token_attention", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = attention_set(0, 1e-4);      // per-column weights not position-specific either
+    s = attention_set(0, 1e-4); // per-column weights not position-specific either
     assert_int_equal(verdict_of("single_token_attention", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
 }
@@ -388,7 +399,7 @@ static study_set league_set(double gated_add_loss, double spread) {
             scalar(r, "summary/samples_per_s", sps[m]);
             scalar(r, "summary/verdicts_fired", m == 2);
         }
-    study_run *r = add(&s, "-", "multimodal", "add", 1);   // another scenario's runs stay apart
+    study_run *r = add(&s, "-", "multimodal", "add", 1); // another scenario's runs stay apart
     scalar(r, "summary/holdout_loss", 0.01);
     scalar(r, "summary/samples_per_s", 1e6);
     scalar(r, "summary/verdicts_fired", 0);
@@ -397,36 +408,31 @@ static study_set league_set(double gated_add_loss, double spread) {
 
 static void test_fusion_league(void **state) {
     (void)state;
-    study_set s = league_set(0.40, 0.01);   // gated_add the best
+    study_set s = league_set(0.40, 0.01); // gated_add the best
     assert_int_equal(verdict_of("fusion_league", &s, &res), STUDY_CONFIRMED);
     assert_true(figure(&res, "pareto", "gated_add@timeseries")->value == 1);
-    assert_true(figure(&res, "pareto", "add@timeseries")->value == 1);           // fastest
-    assert_true(figure(&res, "pareto", "concat_proj@timeseries")->value == 0);   // worse and slower
+    assert_true(figure(&res, "pareto", "add@timeseries")->value == 1);         // fastest
+    assert_true(figure(&res, "pareto", "concat_proj@timeseries")->value == 0); // worse and slower
     assert_true(fabs(figure(&res, "holdout_loss", "add@multimodal")->value - 0.01) < 1e-12);
     study_set_free(&s);
-    s = league_set(0.60, 0.01);             // add beats it by 0.1 with a 0.008 spread: many SEs
+    s = league_set(0.60, 0.01); // add beats it by 0.1 with a 0.008 spread: many SEs
     assert_int_equal(verdict_of("fusion_league", &s, &res), STUDY_REFUTED);
     study_set_free(&s);
-    s = league_set(0.51, 0.02);             // 0.01 behind with a 0.016 spread: within noise
+    s = league_set(0.51, 0.02); // 0.01 behind with a 0.016 spread: within noise
     assert_int_equal(verdict_of("fusion_league", &s, &res), STUDY_CONFIRMED);
     study_set_free(&s);
-    s = league_set(0.52, 0.02);             // 0.02 behind: 1.5 SE (SE of the gap 0.0133)
+    s = league_set(0.52, 0.02); // 0.02 behind: 1.5 SE (SE of the gap 0.0133)
     assert_int_equal(verdict_of("fusion_league", &s, &res), STUDY_INCONCLUSIVE);
     study_set_free(&s);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_helpers),
-        cmocka_unit_test(test_imbalance),
-        cmocka_unit_test(test_starvation),
-        cmocka_unit_test(test_multiplication),
-        cmocka_unit_test(test_gate_bias),
-        cmocka_unit_test(test_stochastic_eval),
-        cmocka_unit_test(test_dead_parameter),
-        cmocka_unit_test(test_modality_dropout),
-        cmocka_unit_test(test_pairwise_scope),
-        cmocka_unit_test(test_single_token_attention),
+        cmocka_unit_test(test_helpers),        cmocka_unit_test(test_imbalance),
+        cmocka_unit_test(test_starvation),     cmocka_unit_test(test_multiplication),
+        cmocka_unit_test(test_gate_bias),      cmocka_unit_test(test_stochastic_eval),
+        cmocka_unit_test(test_dead_parameter), cmocka_unit_test(test_modality_dropout),
+        cmocka_unit_test(test_pairwise_scope), cmocka_unit_test(test_single_token_attention),
         cmocka_unit_test(test_fusion_league),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,14 @@ PYEOF
   else fail "--gate-bias"; sed 's/^/      /' "$tmp/gb.out"; fi
 else fail "--gate-bias runs"; fi
 
+if train eb 1 --scenario multimodal --method energy_aware_adaptive --variant returned --energy-budget 4 \
+     --batch 16 --trace-every 5 && \
+   $PY -c "import h5py,sys; g=h5py.File(sys.argv[1])['traces/fusion/fusion']; c=g['expected_cost'][()]; \
+assert (g['cost_budget'][()] == 4).all() and c[0] > 4; print(f'      E[cost] {c[0]:.3f} -> {c[-1]:.3f} mJ, budget 4')" \
+     "$tmp/eb.h5" >"$tmp/eb.out" 2>&1; then
+  pass "--energy-budget: the penalty's budget, traced with E[cost]"; cat "$tmp/eb.out"
+else fail "--energy-budget"; cat "$tmp/eb.out" 2>/dev/null | sed 's/^/      /'; fi
+
 # 5. Bad input: non-zero exit on every rank (mpirun's status), one message from rank 0, no hang.
 bad() {   # bad DESCRIPTION EXPECTED-TEXT NP ARGS...
   local what=$1 text=$2 ranks=$3; shift 3
@@ -141,6 +149,7 @@ bad "NaN in the output (ddp global)" "rank 0: .*NaN\|rank 0: .*non-finite" 2 --s
 bad "NaN in the loss (multimodal, dataparallel)" "rank 0: step 1: the" 2 --scenario multimodal --batch 8 --parallel dataparallel --poison-step 1
 bad "unknown scenario" "is unknown" 2 --scenario weather
 bad "--gate-bias on a method without that gate" "has no gate with a configurable bias" 1 --scenario multimodal --method gmu --gate-bias 0
+bad "--energy-budget on a method without one" "has no energy budget" 1 --scenario multimodal --method gmu --energy-budget 4
 bad "an odd --holdout with the UniFrac loss" "even number of held-out samples" 2 --scenario microbiome --batch 8 --holdout 5
 bad "resume from a missing checkpoint" "cannot open checkpoint" 2 --scenario multimodal --resume "$tmp/none.h5"
 

@@ -7,7 +7,7 @@
 //           b_i                                  k̂ = 1
 //           FFN(LN(σ(Wg [a; b]) ⊙ a + (1 − σ) ⊙ b + ½ Σ_t MHA([a, b])_t))      k̂ = 2
 //   FFN(y) = dropout(linear2(GELU(linear1(y))))         D → F → D, F = c->F or 4D
-//   E[cost] = (1/B) Σ_i Σ_k r_ik cost_k,   cost = (3.2, 4.1, 9.8) mJ,   budget 8.0 mJ
+//   E[cost] = (1/B) Σ_i Σ_k r_ik cost_k,   cost = (3.2, 4.1, 9.8) mJ,   budget c->cost_budget (8.0 mJ)
 //   energy_loss = λ · ReLU(E[cost] − budget)            λ a learnable scalar, initialised to 0.01
 //
 // a (B, D), b (B, D) -> out (B, D).
@@ -45,7 +45,6 @@ enum { EA_DOCUMENTED, EA_DETERMINISTIC, EA_RETURNED, EA_DETERMINISTIC_RETURNED }
 enum { SITE_ROUTE, SITE_ATTN = 3, SITE_FFN = 4, SITE_FFN_OUT = 5 };
 
 static const float ea_cost[3] = {3.2f, 4.1f, 9.8f};   // mJ per route
-#define EA_BUDGET 8.0f                                 // mJ
 
 typedef struct {
     route_mlp router;
@@ -65,6 +64,8 @@ static int ea_samples(const fusion *f) {
 static fb_status ea_create(fusion *f, fb_layout *P, fb_layout *A) {
     const fusion_config *c = &f->c;
     const int B = c->B;
+    FB_REQUIRE(c->cost_budget >= 0 && isfinite(c->cost_budget), FB_ERR_CONFIG,
+               "energy_aware_adaptive: the energy budget %g mJ must be finite and >= 0", (double)c->cost_budget);
     FB_REQUIRE(c->E == c->D, FB_ERR_SHAPE, "energy_aware_adaptive: widths differ (D=%d, E=%d); routes need equal widths",
                c->D, c->E);
     FB_TRY(fusion_alloc_self(f, sizeof(ea_self) + 2 * (size_t)B * sizeof(int)));
@@ -116,7 +117,7 @@ static fb_status ea_forward(fusion *f, float *out, const float *a, const float *
         for (int i = 0; i < B; i++)
             for (int k = 0; k < 3; k++) e += (double)r[3 * (size_t)i + k] * ea_cost[k];
         s->expected = (float)(e / B);
-        loss = s->lambda[0] * fmaxf(s->expected - EA_BUDGET, 0.0f);
+        loss = s->lambda[0] * fmaxf(s->expected - f->c.cost_budget, 0.0f);
     }
     f->diag.routes = s->routes;
     f->diag.route_count = B;
@@ -125,7 +126,7 @@ static fb_status ea_forward(fusion *f, float *out, const float *a, const float *
     f->diag.aux_loss_returned = ea_returned(f);
     f->diag.has_cost = 1;
     f->diag.cost_expected = s->expected;
-    f->diag.cost_budget = EA_BUDGET;
+    f->diag.cost_budget = f->c.cost_budget;
     return FB_OK;
 }
 
@@ -149,8 +150,8 @@ static fb_status ea_backward(fusion *f, float *da, float *db, const float *dout,
         }
     }
     // The returned energy loss: ∂/∂λ = ReLU(E − budget); ∂/∂r_ik = λ cost_k / B where E > budget.
-    if (ea_returned(f) && c->training && s->expected > EA_BUDGET) {
-        s->dlambda[0] += s->expected - EA_BUDGET;
+    if (ea_returned(f) && c->training && s->expected > f->c.cost_budget) {
+        s->dlambda[0] += s->expected - f->c.cost_budget;
         const float scale = s->lambda[0] / (float)B;
         float *dp = s->router.dp;
         for (int i = 0; i < B; i++)
@@ -167,13 +168,13 @@ static double ea_flops(const fusion *f, int backward) {
     const double aux = training ? 6.0 * B + 3.0 : 0.0;
     if (!backward) return route_mlp_flops(&s->router, 0, training) + fuse_block_flops(&s->blk, 0, nb, 0, training) + aux;
     const double copies = (double)(B - nb) * f->c.D;
-    const double energy = ea_returned(f) && training && s->expected > EA_BUDGET
+    const double energy = ea_returned(f) && training && s->expected > f->c.cost_budget
                               ? route_mlp_flops(&s->router, 1, training) + 3.0 * B : 0.0;
     return fuse_block_flops(&s->blk, 0, nb, 1, training) + copies + energy;
 }
 
 const fusion_method fusion_energy_aware_adaptive = {
-    .name = "energy_aware_adaptive", .source = "002", .kind = FUSION_VECTOR,
+    .name = "energy_aware_adaptive", .source = "002", .kind = FUSION_VECTOR, .has_cost_budget = 1,
     .variants = {"documented", "deterministic", "returned", "deterministic_returned", NULL},
     .formula = "r = softmax(router([a; b])); k ~ r: a | b | FFN(LN(gated(a, b) + mean MHA([a, b])));  "
                "energy = lambda * relu(E_r[cost] - 8 mJ)",

@@ -34,6 +34,7 @@ fusion_config fusion_default_config(int B, int S, int T, int D, int E) {
     c.L = 32;
     c.dropout = 0.1f;
     c.gate_bias = -2.0f;
+    c.cost_budget = 8.0f;   // energy_aware_adaptive's budget (SOURCE-SYSTEMS 002)
     c.p_a = c.p_b = 0.3f;
     c.threshold = 0.6f;
     c.temperature = 1.0f;

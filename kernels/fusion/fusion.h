@@ -27,6 +27,7 @@ typedef struct {
     int layers;              // transformer layers inside the method (0: the method's default)
     float dropout;           // dropout inside the method (0.1 in the source systems)
     float gate_bias;         // initial bias of a gate's last layer (gated_add/gated_interp: -2.0)
+    float cost_budget;       // energy_aware_adaptive: the energy budget (mJ) its penalty applies above (8)
     float p_a, p_b;          // modality_dropout probabilities
     float threshold;         // shomr confidence threshold
     float temperature;       // routing temperature
@@ -70,6 +71,7 @@ typedef struct {
     // 1 when the method has a gate whose last bias starts at c->gate_bias (fusebench train
     // --gate-bias refuses the others, where the value would change nothing).
     int has_gate_bias;
+    int has_cost_budget;     // 1 when c->cost_budget is used (fusebench train --energy-budget)
     // Fills defaults into f->c, validates it, declares parameters (into P, with gradients) and
     // activations (into A, with their gradients), allocates f->self. Layouts are allocated after.
     fb_status (*create)(fusion *f, fb_layout *P, fb_layout *A);
