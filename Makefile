@@ -60,7 +60,7 @@ help:
 	@echo "make run        install missing packages, build, run the main job (the default sweep + report)"
 	@echo "make kernels    the kernel benchmark (THREADS=1,2)"
 	@echo "make study NAME=imbalance   one study of a document's claim: sweep, verdict, plot (fusebench study --list)"
-	@echo "make studies    every study (~15 min on 2 cores) with the HTML report"
+	@echo "make studies    every study (about 9 min on 2 cores) with the HTML report"
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make sanitize   build and run the tests under ASan + UBSan (build-sanitize/)"
 	@echo "make refs       regenerate tests/fixtures/ with PyTorch (installs python3-torch)"

@@ -65,6 +65,6 @@ const study_def study_dead_parameter = {
             "seed: 1..2\n"
             "extra: --trace-every 5 --eval-check-every 0 --no-counters\n",
     .needs = needs,
-    .minutes = "0.3",
+    .minutes = "0.1",
     .analyse = analyse,
 };

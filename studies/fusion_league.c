@@ -7,7 +7,7 @@
 // verdicts_fired, and pareto = 1 when no other method of the scenario has both a lower (or equal)
 // held-out loss and a higher (or equal) throughput, one of them strictly.
 // Rule (000's claim): gated_add against the forecaster's best method by held-out loss, the gap held to
-// its standard error sqrt(sd_g²/n_g + sd_b²/n_b).
+// its standard error sqrt(s_g²/n_g + s_b²/n_b) (s: the sample std over seeds).
 #include "study.h"
 #include <math.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ static void analyse(const study_set *s, study_result *res) {
     }
     study_rule(res,
                "000's claim, on the timeseries scenario: gap = gated_add's mean held-out loss minus the best "
-               "method's, SE = sqrt(sd_g^2/n_g + sd_b^2/n_b); CONFIRMED when gated_add is the best or the gap is <= "
+               "method's, SE = sqrt(s_g^2/n_g + s_b^2/n_b) with s the sample std over seeds; CONFIRMED when gated_add is the best or the gap is <= "
                "%g SE; REFUTED when the gap is > %g SE; otherwise INCONCLUSIVE",
                WITHIN_NOISE, BEATEN);
     const entry *g = NULL, *best = NULL;
@@ -78,8 +78,10 @@ static void analyse(const study_set *s, study_result *res) {
         return;
     }
     const double gap = g->loss - best->loss;
-    const double var = (isfinite(g->loss_sd) ? g->loss_sd * g->loss_sd / g->n : 0) +
-                       (isfinite(best->loss_sd) ? best->loss_sd * best->loss_sd / best->n : 0);
+    // The squared standard error of a mean from the figures' population std: sd² / (n − 1) (the
+    // sample variance sd² n / (n − 1), over n).
+    const double var = (isfinite(g->loss_sd) && g->n > 1 ? g->loss_sd * g->loss_sd / (g->n - 1) : 0) +
+                       (isfinite(best->loss_sd) && best->n > 1 ? best->loss_sd * best->loss_sd / (best->n - 1) : 0);
     const double se = sqrt(var);
     study_figure *f = study_add(res, "gated_add_gap", "gated_add vs best@timeseries", gap, se, g->n, "1",
                                 "gated_add's mean held-out loss minus the best method's (spread: the gap's SE)");
@@ -101,10 +103,10 @@ const study_def study_fusion_league = {
             "method: all\n"
             "batch: 16\n"
             "steps: 120\n"
-            "seed: 1..3\n"
+            "seed: 1..5\n"
             "exclude: scenario=microbiome method=perceiver\n"
             "extra: --trace-every 20 --eval-check-every 40 --no-counters --holdout 128\n",
     .needs = needs,
-    .minutes = "8",
+    .minutes = "6",
     .analyse = analyse,
 };

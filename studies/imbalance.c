@@ -71,6 +71,6 @@ const study_def study_imbalance = {
             "seed: 1..3\n"
             "extra: --trace-every 10 --eval-check-every 0 --no-counters\n",
     .needs = needs,
-    .minutes = "0.3",
+    .minutes = "0.4",
     .analyse = analyse,
 };

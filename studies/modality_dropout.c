@@ -79,6 +79,6 @@ const study_def study_modality_dropout = {
             "seed: 1..5\n"
             "extra: --trace-every 50 --eval-check-every 0 --no-counters --holdout 512\n",
     .needs = needs,
-    .minutes = "0.3",
+    .minutes = "0.1",
     .analyse = analyse,
 };

@@ -90,6 +90,6 @@ const study_def study_multiplication = {
             "seed: 1..2\n"
             "extra: --trace-every 10 --eval-check-every 0 --no-counters\n",
     .needs = needs,
-    .minutes = "0.5",
+    .minutes = "0.4",
     .analyse = analyse,
 };

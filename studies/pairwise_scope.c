@@ -117,6 +117,6 @@ const study_def study_pairwise_scope = {
             "seed: 1..2\n"
             "extra: --trace-every 50 --eval-check-every 0 --no-counters --holdout 128\n",
     .needs = needs,
-    .minutes = "1.5",
+    .minutes = "0.5",
     .analyse = analyse,
 };

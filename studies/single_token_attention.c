@@ -83,6 +83,6 @@ const study_def study_single_token_attention = {
             "seed: 1..2\n"
             "extra: --trace-every 10 --eval-check-every 0 --no-counters --dropout 0\n",
     .needs = needs,
-    .minutes = "0.3",
+    .minutes = "0.1",
     .analyse = analyse,
 };

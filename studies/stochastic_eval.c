@@ -131,6 +131,6 @@ const study_def study_stochastic_eval = {
             "seed: 1..2\n"
             "extra: --trace-every 10 --eval-check-every 20 --no-counters\n",
     .needs = needs,
-    .minutes = "0.3",
+    .minutes = "0.1",
     .analyse = analyse,
 };
