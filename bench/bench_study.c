@@ -196,6 +196,8 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
         fb_h5_attr_int(&h, root, "complete", 1);
         fb_h5_attr_string(&h, root, "study", def->name);
         fb_h5_attr_string(&h, root, "document", def->document);
+        for (int i = 0; i < study_count; i++)   // its place in the table: reports list studies in this order
+            if (study_defs[i] == def) fb_h5_attr_int(&h, root, "order", i);
         fb_h5_attr_string(&h, root, "claim", def->claim);
         fb_h5_attr_string(&h, root, "verdict", study_verdict_names[res->verdict]);
         fb_h5_attr_string(&h, root, "rule", res->rule);

@@ -138,6 +138,8 @@ def main(argv=None):
             found.append(load_study(d))
         except StudyError as e:     # its runs are then read as any others
             notes.append(f"{e}: not shown as a study")
+    # In `fusebench study --list` order (study.h5's `order`), folders without one after, by name.
+    found.sort(key=lambda st: (int(st.attrs.get("order", 1 << 30)), st.name))
     results = load_results(args.dir, skip_dir=out, also_skip=[s.folder for s in found])
     results.notes[:0] = notes
     if not has_runs(results) and not found:
