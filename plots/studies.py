@@ -121,7 +121,10 @@ def plain_log_x(ax):
     ax.set_xscale("log")
     fmt = ticker.FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(fmt)
-    ax.xaxis.set_minor_formatter(fmt)
+    lo, hi = ax.get_xlim()
+    # Minor labels only where the axis spans little more than a decade: over several decades
+    # every 2..9 would be labelled and they overlap.
+    ax.xaxis.set_minor_formatter(fmt if hi / lo < 30 else ticker.NullFormatter())
     ax.tick_params(axis="x", which="minor", labelsize=7)
 
 
