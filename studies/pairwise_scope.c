@@ -114,9 +114,9 @@ const study_def study_pairwise_scope = {
             "ranks_per_node: 2, 4\n"
             "batch: 16\n"
             "steps: 200\n"
-            "seed: 1..2\n"
+            "seed: 1..3\n"
             "extra: --trace-every 50 --eval-check-every 0 --no-counters --holdout 128\n",
     .needs = needs,
-    .minutes = "0.5",
+    .minutes = "0.8",
     .analyse = analyse,
 };
