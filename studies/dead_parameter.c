@@ -28,12 +28,10 @@ static void analyse(const study_set *s, study_result *res) {
     const int nd = study_range(s, &doc, max_of, KEY, &doc_lo, &doc_hi);
     const int nt = study_range(s, &tok, max_of, KEY, &tok_lo, &tok_hi);
     study_range(s, &tok, min_of, KEY, &tok_min_lo, &tok_min_hi);
-    study_figure *f = study_add(res, "token_grad_max", "default", doc_hi, NAN, nd, "1",
-                                "largest gradient norm of modality_token over every traced step and run");
-    f->deciding = 1, f->threshold = 0;
-    f = study_add(res, "token_grad_max", "with_token", tok_hi, NAN, nt, "1",
-                  "largest gradient norm of modality_token over every traced step and run");
-    f->deciding = 1, f->threshold = 0;
+    study_add_deciding(res, "token_grad_max", "default", doc_hi, nd, "1", 0,
+                       "largest gradient norm of modality_token over every traced step and run");
+    study_add_deciding(res, "token_grad_max", "with_token", tok_hi, nt, "1", 0,
+                       "largest gradient norm of modality_token over every traced step and run");
     study_add(res, "token_grad_min", "with_token", tok_min_lo, NAN, nt, "1",
               "smallest gradient norm of modality_token at a traced step");
     study_rule(res, "CONFIRMED when the documented token's gradient is exactly 0 at every traced step of every run "

@@ -64,7 +64,8 @@ static void analyse(const study_set *s, study_result *res) {
     }
     study_rule(res,
                "000's claim, on the timeseries scenario: gap = gated_add's mean held-out loss minus the best "
-               "method's, SE = sqrt(s_g^2/n_g + s_b^2/n_b) with s the sample std over seeds; CONFIRMED when gated_add is the best or the gap is <= "
+               "method's, SE = sqrt(s_g^2/n_g + s_b^2/n_b) with s the sample std over seeds; CONFIRMED when gated_add "
+               "is the best or the gap is <= "
                "%g SE; REFUTED when the gap is > %g SE; otherwise INCONCLUSIVE",
                WITHIN_NOISE, BEATEN);
     const entry *g = NULL, *best = NULL;

@@ -70,12 +70,10 @@ static void analyse(const study_set *s, study_result *res) {
     double zstd;
     study_aggregate(s, &zero, study_fn_scalar, "summary/holdout_loss", &base, &zstd);
     const double rel_worse = mean_worse / base;
-    study_figure *f = study_add(res, "seeds_calmer", "bias_-2 vs bias_0", n_calmer, NAN, nc, "seeds",
-                                "seeds on which bias -2's early gradient norm is lower");
-    f->deciding = 1, f->threshold = nc;
-    f = study_add(res, "holdout_loss_rel_change", "bias_-2 vs bias_0", rel_worse, NAN, nw, "1",
-                  "mean paired held-out loss difference (-2 minus 0) / bias 0's mean");
-    f->deciding = 1, f->threshold = COST;
+    study_add_deciding(res, "seeds_calmer", "bias_-2 vs bias_0", n_calmer, nc, "seeds", nc,
+                       "seeds on which bias -2's early gradient norm is lower");
+    study_add_deciding(res, "holdout_loss_rel_change", "bias_-2 vs bias_0", rel_worse, nw, "1", COST,
+                       "mean paired held-out loss difference (-2 minus 0) / bias 0's mean");
     study_rule(res,
                "paired by seed: CONFIRMED when bias -2's early (first %.0f%% of steps) gradient norm is lower "
                "on every seed and its held-out loss is not worse by more than %.0f%% on average; REFUTED when it is "

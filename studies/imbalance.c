@@ -27,15 +27,12 @@ static void analyse(const study_set *s, study_result *res) {
     double raw_lo, raw_hi, ln_lo, ln_hi;
     const int nr = study_range(s, &raw, study_fn_mean, points[0], &raw_lo, &raw_hi);
     const int nl = study_range(s, &normed, study_fn_mean, points[0], &ln_lo, &ln_hi);
-    study_figure *f = study_add(res, "ratio_fusion_min", "raw", raw_lo, NAN, nr, "1",
-                                "smallest per-seed mean ratio without LayerNorm");
-    f->deciding = 1, f->threshold = IMBALANCED;
-    f = study_add(res, "ratio_fusion_min", "layernorm", ln_lo, NAN, nl, "1",
-                  "smallest per-seed mean ratio with LayerNorm");
-    f->deciding = 1, f->threshold = NEAR_ONE_LO;
-    f = study_add(res, "ratio_fusion_max", "layernorm", ln_hi, NAN, nl, "1",
-                  "largest per-seed mean ratio with LayerNorm");
-    f->deciding = 1, f->threshold = NEAR_ONE_HI;
+    study_add_deciding(res, "ratio_fusion_min", "raw", raw_lo, nr, "1", IMBALANCED,
+                       "smallest per-seed mean ratio without LayerNorm");
+    study_add_deciding(res, "ratio_fusion_min", "layernorm", ln_lo, nl, "1", NEAR_ONE_LO,
+                       "smallest per-seed mean ratio with LayerNorm");
+    study_add_deciding(res, "ratio_fusion_max", "layernorm", ln_hi, nl, "1", NEAR_ONE_HI,
+                       "largest per-seed mean ratio with LayerNorm");
     study_rule(res,
                "CONFIRMED when, on every seed, the celestial fusion point's mean ratio ‖a‖/‖b‖ is > %g without "
                "LayerNorm (FusionDiagnostics' imbalance flag) and within [%g, %g] with it; REFUTED when the raw ratio "

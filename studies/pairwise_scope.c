@@ -78,9 +78,8 @@ static void analyse(const study_set *s, study_result *res) {
     for (int i = 0; i < ne; i++) dp_gap = fmax(dp_gap, fabs(e[i]));
     char arm[96];
     snprintf(arm, sizeof arm, "ddp_local vs ddp_global @%d", max_ranks);
-    study_figure *f = study_add(res, "holdout_unifrac_rel_diff", arm, mean_rel, NAN, nd, "1",
-                                "held-out UniFrac loss, local minus global, relative to global (mean over seeds)");
-    f->deciding = 1, f->threshold = HURTS;
+    study_add_deciding(res, "holdout_unifrac_rel_diff", arm, mean_rel, nd, "1", HURTS,
+                       "held-out UniFrac loss, local minus global, relative to global (mean over seeds)");
     study_add(res, "step_ms_cost_of_global", arm, cost, NAN, nc, "ms",
               "median step time, global minus local (mean over seeds): what every pair costs");
     study_add(res, "dataparallel_vs_global_max_diff", "", dp_gap, NAN, ne, "1",

@@ -41,14 +41,12 @@ static void analyse(const study_set *s, study_result *res) {
     const int n1 = study_range(s, &one, max_abs, ent, &e_lo, &e_hi);
     study_range(s, &one, max_abs, spr, &s_lo, &s_hi);
     const int nc = study_range(s, &col, study_fn_mean, spr, &c_lo, &c_hi);
-    study_figure *f = study_add(res, "entropy_max_abs", "single_token", e_hi, NAN, n1, "nats",
-                                "largest |entropy| at any traced step of any run");
-    f->deciding = 1, f->threshold = CONSTANT;
-    f = study_add(res, "spread_max", "single_token", s_hi, NAN, n1, "1",
-                  "largest spread at any traced step of any run");
-    f->deciding = 1, f->threshold = CONSTANT;
-    f = study_add(res, "spread_min_run_mean", "per_column", c_lo, NAN, nc, "1", "smallest per-run mean spread");
-    f->deciding = 1, f->threshold = SPECIFIC;
+    study_add_deciding(res, "entropy_max_abs", "single_token", e_hi, n1, "nats", CONSTANT,
+                       "largest |entropy| at any traced step of any run");
+    study_add_deciding(res, "spread_max", "single_token", s_hi, n1, "1", CONSTANT,
+                       "largest spread at any traced step of any run");
+    study_add_deciding(res, "spread_min_run_mean", "per_column", c_lo, nc, "1", SPECIFIC,
+                       "smallest per-run mean spread");
     study_rule(res,
                "CONFIRMED when the single token's |entropy| and spread stay below %g at every traced step "
                "(constant weights) and one token per column gives a mean spread above %g on every run "

@@ -38,9 +38,8 @@ static double method_drop(const study_set *s, study_result *res, const char *met
                              "mean row norm of ∂L/∂b over the traced steps");
     }
     *drop = sh[1] / sh[0];
-    study_figure *d =
-        study_add(res, "share_drop", method, *drop, NAN, 0, "1", "gradient share with the gate closed / with it open");
-    d->deciding = 1, d->threshold = STARVED;
+    study_add_deciding(res, "share_drop", method, *drop, 0, "1", STARVED,
+                       "gradient share with the gate closed / with it open");
     study_add(res, "gate_drop", method, gate[1] / gate[0], NAN, 0, "1",
               "closed / open mean gate: the drop g·∂L/∂out alone predicts");
     return gate[1];

@@ -199,6 +199,14 @@ study_figure *study_add(study_result *res, const char *name, const char *arm, do
     return f;
 }
 
+study_figure *study_add_deciding(study_result *res, const char *name, const char *arm, double value, int n,
+                                 const char *units, double threshold, const char *description) {
+    study_figure *f = study_add(res, name, arm, value, NAN, n, units, description);
+    f->deciding = 1;
+    f->threshold = threshold;
+    return f;
+}
+
 study_figure *study_add_agg(study_result *res, const study_set *s, const study_filter *f, const char *name,
                             study_run_fn fn, const void *ctx, const char *units, const char *description) {
     double mean, std;

@@ -122,6 +122,9 @@ int study_paired(const study_set *s, const study_filter *a, const study_filter *
 // Adds a figure (silently dropped past STUDY_MAX_FIGURES); returns it for the caller to mark.
 study_figure *study_add(study_result *res, const char *name, const char *arm, double value, double spread, int n,
                         const char *units, const char *description);
+// A figure the rule decides on, with the threshold it is held to.
+study_figure *study_add_deciding(study_result *res, const char *name, const char *arm, double value, int n,
+                                 const char *units, double threshold, const char *description);
 // Aggregates fn over f into a figure named `name` for f->arm; returns the figure (value NaN, n 0
 // when no run matched).
 study_figure *study_add_agg(study_result *res, const study_set *s, const study_filter *f, const char *name,
