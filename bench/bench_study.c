@@ -177,10 +177,68 @@ static int load_runs(const char *dir, const study_def *def, study_set *set, int 
 
 // ---- study.h5 ----
 
+// The /figures table (at most STUDY_MAX_FIGURES rows: columns of fixed size).
+static void write_figures(fb_h5 *h, const study_result *res) {
+    static const char *name[STUDY_MAX_FIGURES], *arm[STUDY_MAX_FIGURES], *units[STUDY_MAX_FIGURES],
+        *desc[STUDY_MAX_FIGURES];
+    static double value[STUDY_MAX_FIGURES], spread[STUDY_MAX_FIGURES], thr[STUDY_MAX_FIGURES];
+    static int64_t n[STUDY_MAX_FIGURES], deciding[STUDY_MAX_FIGURES];
+    for (int i = 0; i < res->nfig; i++) {
+        const study_figure *f = &res->fig[i];
+        name[i] = f->name, arm[i] = f->arm, units[i] = f->units, desc[i] = f->description;
+        value[i] = f->value, spread[i] = f->spread, thr[i] = f->threshold, n[i] = f->n, deciding[i] = f->deciding;
+    }
+    const fb_h5_column cols[] = {
+        { "name", FB_COL_STR, "", NULL }, { "arm", FB_COL_STR, "", "the arm, METHOD/ARM, or a comparison" },
+        { "value", FB_COL_F64, "", "mean over the runs (or the comparison's value)" },
+        { "spread", FB_COL_F64, "", "std over the runs (NaN: one run, or not an aggregate)" },
+        { "n", FB_COL_I64, "", "runs aggregated" }, { "units", FB_COL_STR, "", NULL },
+        { "deciding", FB_COL_I64, "", "1: the verdict's rule used it" },
+        { "threshold", FB_COL_F64, "", "what the rule held it to (NaN: none)" },
+        { "description", FB_COL_STR, "", NULL },
+    };
+    const void *data[] = { name, arm, value, spread, n, units, deciding, thr, desc };
+    fb_h5_write_table(h, h->file, "figures", cols, 9, (size_t)res->nfig, data);
+}
+
+// The /runs table: one row per run of the sweep. Strings point into the runs; the files are built.
+static fb_status write_runs(fb_h5 *h, const study_set *set) {
+    enum { S_ID, S_ARM, S_SCENARIO, S_METHOD, S_PARALLEL, S_PAIRS, S_FILE, NSTR };
+    enum { I_SEED, I_RANKS, I_COMPLETE, NINT };
+    const size_t nr = (size_t)set->n;
+    const char **str = calloc(NSTR * nr + 1, sizeof *str);
+    int64_t *num = calloc(NINT * nr + 1, sizeof *num);
+    char (*file)[32] = calloc(nr + 1, sizeof *file);
+    if (!str || !num || !file) {
+        free(str), free(num), free(file);
+        return fb_fail(FB_ERR_ALLOC, "out of memory writing /runs");
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const study_run *r = &set->runs[i];
+        snprintf(file[i], sizeof file[i], "runs/%s.h5", r->id);
+        const char *row[NSTR] = { r->id, r->arm, r->scenario, r->method, r->parallel, r->pairs, file[i] };
+        for (int c = 0; c < NSTR; c++) str[c * nr + i] = row[c];
+        num[I_SEED * nr + i] = r->seed, num[I_RANKS * nr + i] = r->ranks, num[I_COMPLETE * nr + i] = r->complete;
+    }
+    const fb_h5_column cols[] = {
+        { "id", FB_COL_STR, "", NULL }, { "arm", FB_COL_STR, "", NULL }, { "scenario", FB_COL_STR, "", NULL },
+        { "method", FB_COL_STR, "", NULL }, { "seed", FB_COL_I64, "", NULL }, { "ranks", FB_COL_I64, "", NULL },
+        { "parallel", FB_COL_STR, "", NULL }, { "pairs", FB_COL_STR, "", NULL },
+        { "file", FB_COL_STR, "", "relative to the study folder" },
+        { "complete", FB_COL_I64, "", "1: the run finished" },
+    };
+    const void *data[] = { str + S_ID * nr, str + S_ARM * nr, str + S_SCENARIO * nr, str + S_METHOD * nr,
+                           num + I_SEED * nr, num + I_RANKS * nr, str + S_PARALLEL * nr, str + S_PAIRS * nr,
+                           str + S_FILE * nr, num + I_COMPLETE * nr };
+    const fb_status st = fb_h5_write_table(h, h->file, "runs", cols, 10, nr, data);
+    free(str), free(num), free(file);
+    return st;
+}
+
 static int write_study(const char *dir, const study_def *def, const study_set *set, const study_result *res) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/study.h5", dir);
-    if (exists(path)) { // an earlier analysis: replaced only once the new file is whole (fb_h5_close)
+    if (exists(path)) {   // an earlier analysis: replaced only once the new file is whole (fb_h5_close)
         char prev[PATH_MAX + 8];
         snprintf(prev, sizeof prev, "%s.prev", path);
         rename(path, prev);
@@ -189,8 +247,9 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
     fb_status st = fb_h5_create(&h, path);
     if (st == FB_OK) {
         const hid_t root = h.file;
-        char date[64];
+        char date[64], host[256] = "";
         fb_iso_time(date, sizeof date);
+        gethostname(host, sizeof host - 1);
         fb_h5_attr_string(&h, root, "schema", STUDY_SCHEMA);
         fb_h5_attr_int(&h, root, "schema_version", STUDY_SCHEMA_VERSION);
         fb_h5_attr_int(&h, root, "complete", 1);
@@ -205,75 +264,12 @@ static int write_study(const char *dir, const study_def *def, const study_set *s
         fb_h5_attr_string(&h, root, "spec", def->spec);
         fb_h5_attr_string(&h, root, "fusebench_commit", fb_build_commit);
         fb_h5_attr_string(&h, root, "date", date);
-        char host[256] = "";
-        gethostname(host, sizeof host - 1);
         fb_h5_attr_string(&h, root, "host", host);
         fb_h5_attr_string(&h, root, "command_line", fb_cli_command_line());
-
-        const int nf = res->nfig;
-        const char **name = calloc((size_t)nf + 1, sizeof *name), **arm = calloc((size_t)nf + 1, sizeof *arm);
-        const char **units = calloc((size_t)nf + 1, sizeof *units), **desc = calloc((size_t)nf + 1, sizeof *desc);
-        double *value = calloc((size_t)nf + 1, sizeof *value), *spread = calloc((size_t)nf + 1, sizeof *spread);
-        double *thr = calloc((size_t)nf + 1, sizeof *thr);
-        int64_t *n = calloc((size_t)nf + 1, sizeof *n), *deciding = calloc((size_t)nf + 1, sizeof *deciding);
-        const int nr = set->n;
-        const char **id = calloc((size_t)nr + 1, sizeof *id), **rarm = calloc((size_t)nr + 1, sizeof *rarm);
-        const char **sc = calloc((size_t)nr + 1, sizeof *sc), **me = calloc((size_t)nr + 1, sizeof *me);
-        const char **par = calloc((size_t)nr + 1, sizeof *par), **pairs = calloc((size_t)nr + 1, sizeof *pairs);
-        char(*file)[32] = calloc((size_t)nr + 1, sizeof *file);
-        const char **filep = calloc((size_t)nr + 1, sizeof *filep);
-        int64_t *seed = calloc((size_t)nr + 1, sizeof *seed), *ranks = calloc((size_t)nr + 1, sizeof *ranks);
-        int64_t *complete = calloc((size_t)nr + 1, sizeof *complete);
-        if (!name || !arm || !units || !desc || !value || !spread || !thr || !n || !deciding || !id || !rarm || !sc ||
-            !me || !par || !pairs || !file || !filep || !seed || !ranks || !complete) {
-            st = fb_fail(FB_ERR_ALLOC, "out of memory writing %s", path);
-        } else {
-            for (int i = 0; i < nf; i++) {
-                const study_figure *f = &res->fig[i];
-                name[i] = f->name, arm[i] = f->arm, units[i] = f->units, desc[i] = f->description;
-                value[i] = f->value, spread[i] = f->spread, thr[i] = f->threshold;
-                n[i] = f->n, deciding[i] = f->deciding;
-            }
-            const fb_h5_column fcols[] = {
-                { "name", FB_COL_STR, "", NULL },
-                { "arm", FB_COL_STR, "", "the arm, METHOD/ARM, or a comparison" },
-                { "value", FB_COL_F64, "", "mean over the runs (or the comparison's value)" },
-                { "spread", FB_COL_F64, "", "std over the runs (NaN: one run, or not an aggregate)" },
-                { "n", FB_COL_I64, "", "runs aggregated" },
-                { "units", FB_COL_STR, "", NULL },
-                { "deciding", FB_COL_I64, "", "1: the verdict's rule used it" },
-                { "threshold", FB_COL_F64, "", "what the rule held it to (NaN: none)" },
-                { "description", FB_COL_STR, "", NULL },
-            };
-            const void *fdata[] = { name, arm, value, spread, n, units, deciding, thr, desc };
-            fb_h5_write_table(&h, root, "figures", fcols, 9, (size_t)nf, fdata);
-            for (int i = 0; i < nr; i++) {
-                const study_run *r = &set->runs[i];
-                id[i] = r->id, rarm[i] = r->arm, sc[i] = r->scenario, me[i] = r->method, par[i] = r->parallel;
-                pairs[i] = r->pairs, seed[i] = r->seed, ranks[i] = r->ranks, complete[i] = r->complete;
-                snprintf(file[i], sizeof file[i], "runs/%s.h5", r->id);
-                filep[i] = file[i];
-            }
-            const fb_h5_column rcols[] = {
-                { "id", FB_COL_STR, "", NULL },
-                { "arm", FB_COL_STR, "", NULL },
-                { "scenario", FB_COL_STR, "", NULL },
-                { "method", FB_COL_STR, "", NULL },
-                { "seed", FB_COL_I64, "", NULL },
-                { "ranks", FB_COL_I64, "", NULL },
-                { "parallel", FB_COL_STR, "", NULL },
-                { "pairs", FB_COL_STR, "", NULL },
-                { "file", FB_COL_STR, "", "relative to the study folder" },
-                { "complete", FB_COL_I64, "", "1: the run finished" },
-            };
-            const void *rdata[] = { id, rarm, sc, me, seed, ranks, par, pairs, filep, complete };
-            fb_h5_write_table(&h, root, "runs", rcols, 10, (size_t)nr, rdata);
-            st = fb_h5_close(&h);
-        }
-        if (st != FB_OK && h.file >= 0) fb_h5_discard(&h);
-        free(name), free(arm), free(units), free(desc), free(value), free(spread), free(thr), free(n), free(deciding);
-        free(id), free(rarm), free(sc), free(me), free(par), free(pairs), free(file), free(filep), free(seed);
-        free(ranks), free(complete);
+        write_figures(&h, res);
+        st = write_runs(&h, set);
+        // A failed write marks the file failed: close then removes the .tmp and says so.
+        st = st == FB_OK ? fb_h5_close(&h) : (fb_h5_discard(&h), st);
     }
     if (st != FB_OK) {
         fprintf(stderr, PROG ": %s\n", fb_last_error());
@@ -303,11 +299,30 @@ static void print_result(const study_def *def, const study_result *res, int comp
     printf("VERDICT %s %s: %s\n", def->name, study_verdict_names[res->verdict], res->reason);
 }
 
-// Analyses DIR's runs, writes DIR/study.h5, prints the verdict; with plot, runs plots/study_plot.py.
-// Returns 0, or 1 when runs were incomplete or something failed (the verdict is still written).
-static int analyse_dir(const char *dir, const study_def *def, int plot) {
+// Runs plots/<script> DIR with the system Python, its output in `log`; prints `what` and the outcome.
+// 0, or -1 when the script is missing or failed.
+static int run_plot_script(const char *script_name, const char *dir, const char *log, const char *what) {
+    char exe[PATH_MAX], script[PATH_MAX];
+    if (fb_self_exe(PROG, exe, sizeof exe)) return -1;
+    fb_plot_script(exe, script_name, script, sizeof script);
+    if (access(script, R_OK) != 0) {
+        printf("  %s: %s not found\n", what, script);
+        return -1;
+    }
+    char *argv[] = { (char *)fb_python(), script, (char *)dir, NULL };
+    const int rc = fb_run_child(argv, &(fb_child_io){ .log = log });
+    printf("  %s %s (log %s)\n", what, rc == 0 ? "written" : "FAILED", log);
+    if (rc != 0) fb_print_tail(log, 3);
+    return rc == 0 ? 0 : -1;
+}
+
+// Analyses DIR's runs, writes DIR/study.h5, prints the verdict (also into *verdict); with plot, runs
+// plots/study_plot.py. Returns 0, or 1 when runs were incomplete or something failed (the verdict is
+// still written).
+static int analyse_dir(const char *dir, const study_def *def, int plot, study_verdict *verdict) {
     study_set set = { 0, NULL };
     int incomplete = 0;
+    *verdict = STUDY_INCONCLUSIVE;
     if (load_runs(dir, def, &set, &incomplete) != 0) {
         study_set_free(&set);
         return 1;
@@ -316,36 +331,24 @@ static int analyse_dir(const char *dir, const study_def *def, int plot) {
     memset(&res, 0, sizeof res);
     res.verdict = STUDY_INCONCLUSIVE;
     def->analyse(&set, &res);
+    *verdict = res.verdict;
     int rc = write_study(dir, def, &set, &res) != 0;
     print_result(def, &res, set.n - incomplete, set.n, dir);
     if (incomplete) printf("  note: %d run(s) missing or unfinished: the verdict uses the finished ones\n", incomplete);
     study_set_free(&set);
     if (plot) {
-        char exe[PATH_MAX], script[PATH_MAX], log[PATH_MAX];
-        if (fb_self_exe(PROG, exe, sizeof exe)) return 1;
-        fb_plot_script(exe, "study_plot.py", script, sizeof script);
-        if (access(script, R_OK) != 0) {
-            printf("  plot: %s not found: no plot\n", script);
-        } else {
-            snprintf(log, sizeof log, "%s/logs/plot.log", dir);
-            char *argv[] = { (char *)fb_python(), script, (char *)dir, NULL };
-            const int prc = fb_run_child(argv, &(fb_child_io){ .log = log });
-            printf("  plot: %s/study.png %s (log %s)\n", dir, prc == 0 ? "written" : "FAILED", log);
-            if (prc != 0) fb_print_tail(log, 3), rc = 1;
-        }
+        char log[PATH_MAX + 16], what[PATH_MAX + 16];
+        snprintf(log, sizeof log, "%s/logs/plot.log", dir);
+        snprintf(what, sizeof what, "plot: %s/study.png", dir);
+        rc |= run_plot_script("study_plot.py", dir, log, what) != 0;
     }
     return rc || incomplete;
 }
 
-// Plans the study's sweep into DIR (which must not exist) and runs it here.
+// Plans the study's sweep into DIR (which must not exist: one_study checked) and runs it here.
 static int run_study(const char *dir, const study_def *def) {
     char exe[PATH_MAX], spec_path[] = "/tmp/fusebench-study-XXXXXX";
     if (fb_self_exe(PROG, exe, sizeof exe)) return -1;
-    if (exists(dir)) {
-        fprintf(stderr, PROG ": %s exists: a study writes a new folder (or give --analyse %s to analyse it again)\n",
-                dir, dir);
-        return -1;
-    }
     const int fd = mkstemp(spec_path);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
@@ -370,16 +373,19 @@ static int run_study(const char *dir, const study_def *def) {
     return 0;
 }
 
-static int one_study(const study_def *def, const char *dir, int analyse_only, int plot) {
-    if (analyse_only) {
-        if (!exists(dir)) {
-            fprintf(stderr, PROG ": --analyse %s: no such folder\n", dir);
-            return FB_EXIT_USAGE;
-        }
-    } else if (run_study(dir, def) != 0) {
-        return FB_EXIT_FAIL;
+static int one_study(const study_def *def, const char *dir, int analyse_only, int plot, study_verdict *verdict) {
+    *verdict = STUDY_INCONCLUSIVE;
+    if (analyse_only && !exists(dir)) {
+        fprintf(stderr, PROG ": --analyse %s: no such folder\n", dir);
+        return FB_EXIT_USAGE;
     }
-    return analyse_dir(dir, def, plot) ? FB_EXIT_FAIL : FB_EXIT_OK;
+    if (!analyse_only && exists(dir)) {
+        fprintf(stderr, PROG ": %s exists: a study writes a new folder (or give --analyse %s to analyse it again)\n",
+                dir, dir);
+        return FB_EXIT_USAGE;
+    }
+    if (!analyse_only && run_study(dir, def) != 0) return FB_EXIT_FAIL;
+    return analyse_dir(dir, def, plot, verdict) ? FB_EXIT_FAIL : FB_EXIT_OK;
 }
 
 static int all_studies(const char *out, int plot) {
@@ -392,35 +398,18 @@ static int all_studies(const char *out, int plot) {
         return FB_EXIT_FAIL;
     }
     int failed = 0;
-    study_verdict verdicts[64];
+    study_verdict verdicts[study_count];
     for (int i = 0; i < study_count; i++) {
         char dir[PATH_MAX + 64];
         snprintf(dir, sizeof dir, "%s/%s", out, study_defs[i]->name);
-        failed += one_study(study_defs[i], dir, 0, plot) != FB_EXIT_OK;
-        // The verdict as written (an unreadable file counts as failed above).
-        char path[PATH_MAX + 96];
-        snprintf(path, sizeof path, "%s/study.h5", dir);
-        fb_h5r h;
-        char *v = NULL;
-        verdicts[i] = STUDY_INCONCLUSIVE;
-        if (fb_h5r_open(&h, path) == FB_OK) {
-            if (fb_h5r_attr_string(&h, "/", "verdict", &v) == FB_OK)
-                for (int k = 0; k < 3; k++)
-                    if (!strcmp(v, study_verdict_names[k])) verdicts[i] = (study_verdict)k;
-            free(v);
-            fb_h5r_close(&h);
-        }
+        failed += one_study(study_defs[i], dir, 0, plot, &verdicts[i]) != FB_EXIT_OK;
     }
     if (plot) {
-        char exe[PATH_MAX], script[PATH_MAX], log[PATH_MAX + 16];
-        if (fb_self_exe(PROG, exe, sizeof exe) == 0) {
-            fb_plot_script(exe, "report.py", script, sizeof script);
-            snprintf(log, sizeof log, "%s/report.log", out);
-            char *argv[] = { (char *)fb_python(), script, (char *)out, NULL };
-            const int rc = access(script, R_OK) == 0 ? fb_run_child(argv, &(fb_child_io){ .log = log }) : -1;
-            printf("\nreport: %s/report/index.html %s (log %s)\n", out, rc == 0 ? "written" : "FAILED", log);
-            failed += rc != 0;
-        }
+        char log[PATH_MAX + 16], what[PATH_MAX + 32];
+        snprintf(log, sizeof log, "%s/report.log", out);
+        snprintf(what, sizeof what, "report: %s/report/index.html", out);
+        printf("\n");
+        failed += run_plot_script("report.py", out, log, what) != 0;
     }
     printf("\n%-24s %-5s %s\n", "study", "doc", "verdict");
     for (int i = 0; i < study_count; i++)
@@ -494,5 +483,6 @@ int bench_study_main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s", out);
     else
         snprintf(dir, sizeof dir, "results/study-%s-%s", def->name, stamp_buf);
-    return one_study(def, dir, analyse != NULL, !no_plot);
+    study_verdict verdict;
+    return one_study(def, dir, analyse != NULL, !no_plot, &verdict);
 }

@@ -79,7 +79,7 @@ typedef struct {
     fb_status (*forward)(model *m, const model_batch *b, float *out);
     fb_status (*backward)(model *m, const model_batch *b, const float *dout);
     // Loss terms of rows [r0, r1) of the N rows held (see above) into terms[0..n_terms), and their
-    // gradient w.r.t. out rows r0..r1 into dout_rows ((r1 - r0, out_dim), overwritten).
+    // gradient w.r.t. out rows r0..r1 into dout_rows ((r1 - r0, out_dim), overwritten; NULL: the terms only).
     // pair_block: 0 = every pair of the N rows counts, k > 0 = only pairs within blocks of k rows.
     fb_status (*loss)(const model *m, const float *out, const float *y, int N, int r0, int r1,
                       int pair_block, double *terms, float *dout_rows);

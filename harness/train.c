@@ -307,9 +307,8 @@ static void eval_check(trainer *t, const model_batch *train_batch, int step) {
 static fb_status holdout_eval(trainer *t, train_result *r) {
     model *m = &t->m;
     const int N = t->c->holdout, od = m->out_dim;
-    float *out = alloc_floats((size_t)N * od), *dout = alloc_floats((size_t)N * od);
-    float *y = alloc_floats((size_t)N * m->y_stride);
-    fb_status st = out && dout && y ? FB_OK : fb_fail(FB_ERR_ALLOC, "cannot allocate the held-out buffers (%d rows)", N);
+    float *out = alloc_floats((size_t)N * od), *y = alloc_floats((size_t)N * m->y_stride);
+    fb_status st = out && y ? FB_OK : fb_fail(FB_ERR_ALLOC, "cannot allocate the held-out buffers (%d rows)", N);
     for (int i0 = 0; st == FB_OK && i0 < N; i0 += t->n) {
         const int rows = N - i0 < t->n ? N - i0 : t->n;
         for (int i = 0; i < rows; i++)
@@ -319,7 +318,7 @@ static fb_status holdout_eval(trainer *t, train_result *r) {
                                 .step = UINT32_MAX, .training = 0 };
         st = m->s->forward(m, &b, out + (size_t)i0 * od);
     }
-    if (st == FB_OK) st = m->s->loss(m, out, y, N, 0, N, 0, r->holdout_terms, dout);
+    if (st == FB_OK) st = m->s->loss(m, out, y, N, 0, N, 0, r->holdout_terms, NULL);   // terms only
     if (st == FB_OK) {
         r->holdout_n = N;
         r->holdout_loss = 0;
@@ -327,7 +326,6 @@ static fb_status holdout_eval(trainer *t, train_result *r) {
         r->holdout_accuracy = m->s->accuracy ? m->s->accuracy(m, out, y, N) : NAN;
     }
     free(out);
-    free(dout);
     free(y);
     return st;
 }

@@ -12,22 +12,12 @@
 static const char *const needs[] = { "traces/params/grad_norm@modality_token", NULL };
 #define KEY "traces/params/grad_norm@modality_token"
 
-static double max_of(const study_run *r, const void *key) { return study_window_max(r, key, 0, 1); }
-static double min_of(const study_run *r, const void *key) {
-    size_t n;
-    const double *v = study_get(r, key, &n);
-    double lo = NAN;
-    for (size_t i = 0; v && i < n; i++)
-        if (!(v[i] >= lo)) lo = v[i];
-    return lo;
-}
-
 static void analyse(const study_set *s, study_result *res) {
     const study_filter doc = { .arm = "default" }, tok = { .arm = "with_token" };
     double doc_lo, doc_hi, tok_lo, tok_hi, tok_min_lo, tok_min_hi;
-    const int nd = study_range(s, &doc, max_of, KEY, &doc_lo, &doc_hi);
-    const int nt = study_range(s, &tok, max_of, KEY, &tok_lo, &tok_hi);
-    study_range(s, &tok, min_of, KEY, &tok_min_lo, &tok_min_hi);
+    const int nd = study_range(s, &doc, study_fn_max, KEY, &doc_lo, &doc_hi);
+    const int nt = study_range(s, &tok, study_fn_max, KEY, &tok_lo, &tok_hi);
+    study_range(s, &tok, study_fn_min, KEY, &tok_min_lo, &tok_min_hi);
     study_add_deciding(res, "token_grad_max", "default", doc_hi, nd, "1", 0,
                        "largest gradient norm of modality_token over every traced step and run");
     study_add_deciding(res, "token_grad_max", "with_token", tok_hi, nt, "1", 0,

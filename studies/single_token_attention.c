@@ -18,15 +18,6 @@
 static const char *const needs[] = { "traces/fusion/fusion/attention_entropy", "traces/fusion/fusion/attention_spread",
                                      NULL };
 
-static double max_abs(const study_run *r, const void *key) {
-    size_t n;
-    const double *v = study_get(r, key, &n);
-    double m = NAN;
-    for (size_t i = 0; v && i < n; i++)
-        if (!(fabs(v[i]) <= m)) m = fabs(v[i]);
-    return m;
-}
-
 static void analyse(const study_set *s, study_result *res) {
     const study_filter col = { .arm = "per_column" }, one = { .arm = "single_token" };
     const char *ent = "traces/fusion/fusion/attention_entropy", *spr = "traces/fusion/fusion/attention_spread";
@@ -38,8 +29,8 @@ static void analyse(const study_set *s, study_result *res) {
                       "std over a sample's positions of each key's weight, mean over traced steps");
     }
     double e_lo, e_hi, s_lo, s_hi, c_lo, c_hi;
-    const int n1 = study_range(s, &one, max_abs, ent, &e_lo, &e_hi);
-    study_range(s, &one, max_abs, spr, &s_lo, &s_hi);
+    const int n1 = study_range(s, &one, study_fn_max_abs, ent, &e_lo, &e_hi);
+    study_range(s, &one, study_fn_max_abs, spr, &s_lo, &s_hi);
     const int nc = study_range(s, &col, study_fn_mean, spr, &c_lo, &c_hi);
     study_add_deciding(res, "entropy_max_abs", "single_token", e_hi, n1, "nats", CONSTANT,
                        "largest |entropy| at any traced step of any run");

@@ -26,18 +26,16 @@ static const char *const needs[] = { "traces/eval/max_abs_diff",
                                      "traces/params/weight_norm@lambda_energy",
                                      NULL };
 
-static double max_of(const study_run *r, const void *key) { return study_window_max(r, key, 0, 1); }
-
 static study_verdict eval_part(const study_set *s, study_result *res, char *why, size_t size) {
     double doc_lo, doc_hi, det_lo, det_hi;
     const study_filter doc = { .arm = "documented" }, det = { .arm = "deterministic" };
     const char *key = "traces/eval/max_abs_diff";
-    const int nd = study_range(s, &doc, max_of, key, &doc_lo, &doc_hi);
-    const int nt = study_range(s, &det, max_of, key, &det_lo, &det_hi);
+    const int nd = study_range(s, &doc, study_fn_max, key, &doc_lo, &doc_hi);
+    const int nt = study_range(s, &det, study_fn_max, key, &det_lo, &det_hi);
     const char *arms[4] = { "documented", "deterministic", "returned", "deterministic_returned" };
     for (int a = 0; a < 4; a++) {
         const study_filter f = { .arm = arms[a] };
-        study_figure *x = study_add_agg(res, s, &f, "eval_max_abs_diff", max_of, key, "1",
+        study_figure *x = study_add_agg(res, s, &f, "eval_max_abs_diff", study_fn_max, key, "1",
                                         "max |out1 - out2| of two evaluation passes, largest over the checks");
         x->deciding = a < 2;
         x->threshold = 0;
@@ -64,8 +62,8 @@ static study_verdict energy_part(const study_set *s, study_result *res, char *wh
     int n[4];
     for (int a = 0; a < 4; a++) {
         const study_filter f = { .arm = arms[a] };
-        n[a] = study_range(s, &f, max_of, gkey, &glo[a], &ghi[a]);
-        study_figure *x = study_add_agg(res, s, &f, "lambda_grad_max", max_of, gkey, "1",
+        n[a] = study_range(s, &f, study_fn_max, gkey, &glo[a], &ghi[a]);
+        study_figure *x = study_add_agg(res, s, &f, "lambda_grad_max", study_fn_max, gkey, "1",
                                         "largest gradient norm of the energy weight lambda over the traced steps");
         x->deciding = 1;
         x->threshold = 0;
@@ -79,7 +77,7 @@ static study_verdict energy_part(const study_set *s, study_result *res, char *wh
         study_add_agg(res, s, &f, "lambda_final", study_fn_scalar, "traces/params/weight_norm@lambda_energy", "1",
                       "|lambda| at the last trace (initialised to 0.01)");
         double lo;
-        study_range(s, &f, max_of, ckey, &lo, &cost_hi[a]);
+        study_range(s, &f, study_fn_max, ckey, &lo, &cost_hi[a]);
     }
     double budget = NAN;
     for (int i = 0; i < s->n && !isfinite(budget); i++)

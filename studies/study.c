@@ -94,19 +94,32 @@ double study_window_mean(const study_run *r, const char *key, double from, doubl
     return used ? sum / (double)used : NAN;
 }
 
-double study_window_max(const study_run *r, const char *key, double from, double to) {
+// The largest (sign > 0) or smallest (sign < 0) finite value of the window; NaN when none.
+static double window_extreme(const study_run *r, const char *key, double from, double to, int sign) {
     size_t n, lo, hi;
     const double *v = study_get(r, key, &n);
     if (!v) return NAN;
     window(n, from, to, &lo, &hi);
     double best = NAN;
     for (size_t i = lo; i < hi; i++)
-        if (isfinite(v[i]) && !(v[i] <= best)) best = v[i];
+        if (isfinite(v[i]) && !(sign * v[i] <= sign * best)) best = v[i];
     return best;
+}
+
+double study_window_max(const study_run *r, const char *key, double from, double to) {
+    return window_extreme(r, key, from, to, 1);
+}
+double study_window_min(const study_run *r, const char *key, double from, double to) {
+    return window_extreme(r, key, from, to, -1);
 }
 
 double study_fn_scalar(const study_run *r, const void *key) { return study_scalar(r, key); }
 double study_fn_mean(const study_run *r, const void *key) { return study_window_mean(r, key, 0, 1); }
+double study_fn_max(const study_run *r, const void *key) { return study_window_max(r, key, 0, 1); }
+double study_fn_min(const study_run *r, const void *key) { return study_window_min(r, key, 0, 1); }
+double study_fn_max_abs(const study_run *r, const void *key) {
+    return fmax(fabs(study_fn_max(r, key)), fabs(study_fn_min(r, key)));   // fmax: NaN only when both are
+}
 double study_fn_late_mean(const study_run *r, const void *key) { return study_window_mean(r, key, 0.7, 1); }
 double study_fn_early_mean(const study_run *r, const void *key) { return study_window_mean(r, key, 0, 0.3); }
 

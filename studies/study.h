@@ -92,7 +92,8 @@ double study_scalar(const study_run *r, const char *key);
 // Mean of the finite values of series key over the fraction [from, to) of its length (0, 1: all of
 // it; 0.8, 1: the last fifth, at least one value); NaN when absent or none is finite.
 double study_window_mean(const study_run *r, const char *key, double from, double to);
-double study_window_max(const study_run *r, const char *key, double from, double to);
+double study_window_max(const study_run *r, const char *key, double from, double to);   // finite values only
+double study_window_min(const study_run *r, const char *key, double from, double to);
 
 // Runs are selected by arm, scenario, method, parallel, pairs (NULL: any) and ranks (0: any), complete
 // ones only.
@@ -139,6 +140,9 @@ void study_rule(study_result *res, const char *fmt, ...) __attribute__((format(p
 // Common per-run figures (ctx: the key, a const char *).
 double study_fn_scalar(const study_run *r, const void *key);          // study_scalar
 double study_fn_mean(const study_run *r, const void *key);            // study_window_mean over all of it
+double study_fn_max(const study_run *r, const void *key);             // largest finite value
+double study_fn_min(const study_run *r, const void *key);             // smallest finite value
+double study_fn_max_abs(const study_run *r, const void *key);         // largest |finite value|
 double study_fn_late_mean(const study_run *r, const void *key);       // over the last 30%
 double study_fn_early_mean(const study_run *r, const void *key);      // over the first 30%
 // The weak branch's gradient share at fusion point `point` (ctx: "fusion"): mean ‖∂L/∂b‖ / mean

@@ -68,6 +68,11 @@ static void test_helpers(void **state) {
     assert_true(fabs(study_window_mean(r, "steps/loss", 0, 1) - 3.0) < 1e-12); // the NaN is skipped
     assert_true(fabs(study_window_mean(r, "steps/loss", 0.8, 1) - 5.0) < 1e-12);
     assert_true(fabs(study_window_max(r, "steps/loss", 0, 0.4) - 2.0) < 1e-12);
+    assert_true(fabs(study_window_min(r, "steps/loss", 0.4, 1) - 4.0) < 1e-12);   // NaN skipped here too
+    const double w[3] = { -7, 2, NAN };
+    assert_int_equal(study_run_put(r, "traces/w", w, 3), 0);
+    assert_true(fabs(study_fn_max_abs(r, "traces/w") - 7.0) < 1e-12);
+    assert_true(isnan(study_fn_max(r, "traces/none")));
     assert_true(isnan(study_scalar(r, "steps/none")));
     assert_true(fabs(study_scalar(r, "steps/loss") - 5.0) < 1e-12);
     add(&s, "y", "timeseries", "add", 1)->complete = 0; // unfinished runs are never selected
