@@ -34,42 +34,15 @@ static const expectation expected[] = {
      {"sample_encoder.y"}, {"categorical.tokens"}, {"fusion_out.z"}},
 };
 
-typedef struct {
-    model m;
-    fb_layout P, A;
-    float *x, *y, *out, *dout;
-    model_batch b;
-} run;
+typedef model_run run;
 
 // The scenario with its default method and default sizes, B samples, training with dropout 0.1.
 static void run_setup(run *r, const scenario *s, int B) {
-    memset(r, 0, sizeof *r);
-    fb_layout_canaries = 1;
-    fb_layout_init(&r->P, 2);
-    fb_layout_init(&r->A, 2);
     const model_config c = {.method = s->default_method, .B = B, .dropout = 0.1f, .seed = 7};
-    if (model_create(&r->m, s, &c, &r->P, &r->A) != FB_OK) fail_msg("%s: %s", s->name, fb_last_error());
-    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
-    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
-    fb_layout_initialize(&r->P, 99);
-    const model *m = &r->m;
-    r->x = alloc_floats((size_t)B * m->in_stride);
-    r->y = alloc_floats((size_t)B * m->y_stride);
-    r->out = alloc_floats((size_t)B * m->out_dim);
-    r->dout = alloc_floats((size_t)B * m->out_dim);
-    for (int i = 0; i < B; i++)
-        m->s->sample(m, (uint64_t)i, r->x + (size_t)i * m->in_stride, r->y + (size_t)i * m->y_stride);
-    fill_uniform(r->dout, (size_t)B * m->out_dim, 3, 1.0f);
-    r->b = (model_batch){.B = B, .x = r->x, .y = r->y, .first = 0, .step = 1, .training = 1};
-}
-
-static void run_teardown(run *r) {
-    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
-    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
-    model_destroy(&r->m);
-    fb_layout_free(&r->P);
-    fb_layout_free(&r->A);
-    free(r->x); free(r->y); free(r->out); free(r->dout);
+    if (model_run_create(r, s, &c, 99) != FB_OK) fail_msg("%s: %s", s->name, fb_last_error());
+    fill_uniform(r->dout, (size_t)B * r->m.out_dim, 3, 1.0f);
+    r->b.step = 1;
+    r->b.training = 1;
 }
 
 static void run_forward(run *r) {
@@ -151,7 +124,7 @@ static void test_module_tags(void **state) {
                count[FB_MODULE_LAYERNORM], count[FB_MODULE_ATTENTION], count[FB_MODULE_FUSION]);
         if (kinds != x->kinds)
             fail_msg("%s: kinds tagged 0x%x, expected 0x%x (bit k: fb_module_kind k)", x->s->name, kinds, x->kinds);
-        run_teardown(&r);
+        model_run_destroy(&r);
     }
 }
 
@@ -221,7 +194,7 @@ static void test_hooks_and_points(void **state) {
         run_forward(&r);
         assert_int_equal(h.enter[0], n);
         for (int k = 0; k < n; k++) assert_null(points[k]->last_da);   // a forward clears the gradients
-        run_teardown(&r);
+        model_run_destroy(&r);
     }
 }
 

@@ -16,50 +16,13 @@
 double microbiome_unifrac(const int *parent, const float *blen, int n_nodes, const int *la, int na,
                           const int *lb, int nb, unsigned char *mark, int *list);
 
-typedef struct {
-    model m;
-    fb_layout P, A;
-    int B;
-    float *x, *y, *out, *dout;
-    model_batch b;
-} run;
+typedef model_run run;
 
+// The model of c, its parameters from c->seed + 17, evaluation-mode batch at step 3.
 static fb_status run_setup(run *r, const model_config *c) {
-    memset(r, 0, sizeof *r);
-    fb_layout_canaries = 1;
-    fb_layout_init(&r->P, 2);
-    fb_layout_init(&r->A, 2);
-    fb_status s = model_create(&r->m, &scenario_microbiome, c, &r->P, &r->A);
-    if (s != FB_OK) {
-        fb_layout_free(&r->P);
-        fb_layout_free(&r->A);
-        return s;
-    }
-    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
-    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
-    fb_layout_initialize(&r->P, c->seed + 17);
-    r->B = c->B;
-    r->x = alloc_floats((size_t)c->B * r->m.in_stride);
-    r->y = alloc_floats((size_t)c->B * r->m.y_stride);
-    r->out = alloc_floats((size_t)c->B * r->m.out_dim);
-    r->dout = alloc_floats((size_t)c->B * r->m.out_dim);
-    r->b = (model_batch){.B = c->B, .x = r->x, .y = r->y, .first = 0, .step = 3, .training = 0};
-    return FB_OK;
-}
-
-static void run_teardown(run *r) {
-    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
-    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
-    model_destroy(&r->m);
-    fb_layout_free(&r->P);
-    fb_layout_free(&r->A);
-    free(r->x); free(r->y); free(r->out); free(r->dout);
-}
-
-static void run_samples(run *r, uint64_t first_index) {
-    for (int i = 0; i < r->B; i++)
-        r->m.s->sample(&r->m, first_index + (uint64_t)i, r->x + (size_t)i * r->m.in_stride,
-                       r->y + (size_t)i * r->m.y_stride);
+    const fb_status st = model_run_create(r, &scenario_microbiome, c, c->seed + 17);
+    r->b.step = 3;
+    return st;
 }
 
 #define TRY(call) do { fb_status s_ = (call); if (s_ != FB_OK) fail_msg("%s: %s", #call, fb_last_error()); } while (0)
@@ -174,7 +137,7 @@ static void check_case(const char *name) {
     fd_check(block, run_loss, &r, vars, nv, 2e-2f, 6, 1e-2);
     free(vars);
     fixture_close(&fx);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 static void test_torch_and_fd(void **state) {
@@ -229,7 +192,7 @@ static void test_methods(void **state) {
                 st = run_setup(&r, &c);
                 if (st != FB_OK) fail_msg("%s/%s with cat_dim = D: %s", fm->name, fm->variants[v], fb_last_error());
             }
-            run_samples(&r, 100);
+            model_run_samples(&r, 100);
             r.b.training = 1;
             double terms[2];
             double loss = run_step(&r, 0, terms);
@@ -239,7 +202,7 @@ static void test_methods(void **state) {
             assert_true(gn > 0);
             printf("  runs    %-22s %-10s huber %.4f unifrac %.4f |grad| %.3e (%zu parameters)\n", fm->name,
                    fm->variants[v], terms[0], terms[1], sqrt(gn), fb_layout_numel(&r.P));
-            run_teardown(&r);
+            model_run_destroy(&r);
         }
     }
     assert_true(nfit >= 6);
@@ -264,7 +227,7 @@ static void decomposition_case(const fusion_method *fm, int variant, int loss_te
         c.cat_dim = 64;
         if (run_setup(&r, &c) != FB_OK) fail_msg("%s with cat_dim = D: %s", name, fb_last_error());
     }
-    run_samples(&r, 7);
+    model_run_samples(&r, 7);
     r.b.training = 1;   // dropout on
     const int od = r.m.out_dim;
     double whole[2];
@@ -322,7 +285,7 @@ static void decomposition_case(const fusion_method *fm, int variant, int loss_te
            k, k, N, k, diff / scale);
     assert_true(diff / scale < 1e-5);   // false for NaN
     free(out_full); free(dout_full); free(grad_full); free(grad_parts);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 // Every fitting method and variant, those with their own randomness (dropout, modality masks)
@@ -353,7 +316,7 @@ static void test_threads_bitwise(void **state) {
             c.variant = !strcmp(methods[mi], "perceiver");   // shipped
             run r;
             if (run_setup(&r, &c) != FB_OK) fail_msg("%s", fb_last_error());
-            run_samples(&r, 300);
+            model_run_samples(&r, 300);
             r.b.training = 1;
             double terms[2];
             run_step(&r, 0, terms);
@@ -364,7 +327,7 @@ static void test_threads_bitwise(void **state) {
                 res[t][q] = alloc_floats(sz[q]);
                 memcpy(res[t][q], bufs[q], sz[q] * sizeof(float));
             }
-            run_teardown(&r);
+            model_run_destroy(&r);
         }
         set_threads(2);
         const char *what[3] = {"out", "dout", "parameter gradients"};
@@ -436,9 +399,9 @@ static void test_generator(void **state) {
     r3.m.s->sample(&r3.m, 5, x2, y2);
     assert_false(bitwise_equal(x, x2, (size_t)is));
     free(x); free(y); free(x2); free(y2);
-    run_teardown(&r);
-    run_teardown(&r2);
-    run_teardown(&r3);
+    model_run_destroy(&r);
+    model_run_destroy(&r2);
+    model_run_destroy(&r3);
 }
 
 // The fusion must matter: least squares of the target on features read off the records — recorded
@@ -520,7 +483,7 @@ static void test_generator_interaction(void **state) {
            "with interaction %.3f\n", rc, rm, ra, rf);
     assert_true(rf > ra + 0.1 && ra > rc + 0.05 && ra > rm + 0.05);
     free(XtX); free(x); free(y);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 // The worked example of SOURCE-SYSTEMS.md ("UniFrac, for tests"): tree
@@ -553,7 +516,7 @@ static void test_edges(void **state) {
     model_config c = default_config("categorical_add", 4);
     run r;
     if (run_setup(&r, &c) != FB_OK) fail_msg("%s", fb_last_error());
-    run_samples(&r, 11);
+    model_run_samples(&r, 11);
     const int S = 32, is = r.m.in_stride;
     // An all-padding sample: uniform pooling weights, finite everything.
     for (int t = 0; t < 2 * S; t++) r.x[is + t] = 0.0f;
@@ -585,7 +548,7 @@ static void test_edges(void **state) {
     TRY(r.m.s->forward(&r.m, &r.b, r.out));
     r.out[1] = NAN;
     assert_int_equal(r.m.s->loss(&r.m, r.out, r.y, 4, 0, 4, 0, t2, r.dout), FB_ERR_NONFINITE);
-    run_teardown(&r);
+    model_run_destroy(&r);
     // Bad configs.
     model_config bad = default_config("categorical_add", 4);
     bad.H = 5;
@@ -604,7 +567,7 @@ static void test_speed(void **state) {
         model_config c = default_config(methods[mi], 8);
         run r;
         if (run_setup(&r, &c) != FB_OK) fail_msg("%s", fb_last_error());
-        run_samples(&r, 0);
+        model_run_samples(&r, 0);
         r.b.training = 1;
         double terms[2];
         for (int i = 0; i < 3; i++) run_step(&r, 0, terms);
@@ -614,7 +577,7 @@ static void test_speed(void **state) {
         double ms = (omp_get_wtime() - t0) / reps * 1e3;
         printf("  speed   %-22s forward+loss+backward, B=8, 1 thread: %.2f ms (%zu parameters)\n", methods[mi], ms,
                fb_layout_numel(&r.P));
-        run_teardown(&r);
+        model_run_destroy(&r);
     }
     set_threads(2);
 }

@@ -13,13 +13,7 @@
 #include "../harness/model.h"
 
 
-typedef struct {
-    model m;
-    fb_layout P, A;
-    float *x, *y, *out, *dout;
-    double terms[MODEL_MAX_TERMS];
-    model_batch b;
-} mm_run;
+typedef model_run mm_run;
 
 static model_config tiny_config(const char *method) {
     return (model_config){.method = method, .B = 5, .D = 8, .classes = 3, .feat_a = 6, .feat_b = 5,
@@ -32,33 +26,9 @@ static model_config default_config(const char *method, int B) {
 
 // Creates the model (canaries on), initialises the parameters and makes records index0.. .
 static fb_status run_setup(mm_run *r, const model_config *c, uint64_t index0) {
-    memset(r, 0, sizeof *r);
-    fb_layout_canaries = 1;
-    fb_layout_init(&r->P, 2);
-    fb_layout_init(&r->A, 2);
-    fb_status s = model_create(&r->m, &scenario_multimodal, c, &r->P, &r->A);
-    if (s != FB_OK) { fb_layout_free(&r->P); fb_layout_free(&r->A); return s; }
-    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
-    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
-    fb_layout_initialize(&r->P, 99);
-    const model *m = &r->m;
-    const int B = m->c.B;
-    r->x = alloc_floats((size_t)B * m->in_stride);
-    r->y = alloc_floats((size_t)B * m->y_stride);
-    r->out = alloc_floats((size_t)B * m->out_dim);
-    r->dout = alloc_floats((size_t)B * m->out_dim);
-    for (int i = 0; i < B; i++)
-        m->s->sample(m, index0 + (uint64_t)i, r->x + (size_t)i * m->in_stride, r->y + (size_t)i * m->y_stride);
-    r->b = (model_batch){.B = B, .x = r->x, .y = r->y, .first = 0, .step = 0, .training = 0};
-    return FB_OK;
-}
-
-static void run_teardown(mm_run *r) {
-    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
-    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
-    model_destroy(&r->m);
-    fb_layout_free(&r->P); fb_layout_free(&r->A);
-    free(r->x); free(r->y); free(r->out); free(r->dout);
+    const fb_status s = model_run_create(r, &scenario_multimodal, c, 99);
+    if (s == FB_OK && index0) model_run_samples(r, index0);
+    return s;
 }
 
 static double total(const mm_run *r) {
@@ -141,7 +111,7 @@ static void check_torch_case(const char *method) {
         check_against(&fx, name, fb_layout_ptr(&r.P, 1, i), r.P.tensors[i].numel, TOL_TORCH);
     }
     fixture_close(&fx);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 static void test_torch(void **state) {
@@ -175,7 +145,7 @@ static void test_generator_twin(void **state) {
     printf("  generator: %zu records at the default sizes equal the Python twin's bit for bit\n", n);
     free(index); free(x); free(y); free(want);
     fixture_close(&fx);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 // ---- finite differences through model + loss ----
@@ -211,7 +181,7 @@ static void fd_case(const char *method, int variant, float dropout) {
         vars[i] = (fd_var){r.P.tensors[i].name, fb_layout_ptr(&r.P, 0, i), r.P.tensors[i].numel, fb_layout_ptr(&r.P, 1, i)};
     fd_check(block, fd_objective, &r, vars, r.P.count, 1e-2f, 12, 5e-3);
     free(vars);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 static void test_finite_differences(void **state) {
@@ -255,7 +225,7 @@ static void test_every_method(void **state) {
             }
             printf("  method %-24s %-24s forward, loss (ce %.4f aux %.4f), backward finite\n", fm->name,
                    fm->variants[v], r.terms[0], r.terms[1]);
-            run_teardown(&r);
+            model_run_destroy(&r);
         }
     }
     assert_true(nfit > 0);
@@ -309,7 +279,7 @@ static int decomposed_logits_match(const char *method, int variant, int training
     *bitwise = bitwise_equal(r.out, full + (size_t)k * C, (size_t)(N - k) * C);
     int ok = rows_equal(r.out, full + (size_t)k * C, (size_t)(N - k) * C, 1e-6, err);
     free(full);
-    run_teardown(&r);
+    model_run_destroy(&r);
     return ok;
 }
 
@@ -379,7 +349,7 @@ static void test_decomposition(void **state) {
     }
     printf("  decomposition: parameter gradients of the two parts sum to the whole's\n");
     free(full_out); free(full_dout); free(full_grad); free(sum_grad); free(d);
-    run_teardown(&r);
+    model_run_destroy(&r);
 
     // Every fitting method and variant keeps the decomposition in training (dropout on) and in
     // evaluation: the model's dropout and the method's own randomness (inner dropout, sampled
@@ -433,7 +403,7 @@ static void test_threads_bitwise(void **state) {
                 res[t][k] = alloc_floats(n[k]);
                 memcpy(res[t][k], bufs[k], n[k] * sizeof(float));
             }
-            run_teardown(&r);
+            model_run_destroy(&r);
         }
         set_threads(2);
         const char *what[3] = {"logits", "dout", "parameter gradients"};
@@ -542,7 +512,7 @@ static void test_generator_design(void **state) {
     assert_true(bitwise_equal(x2, x + 17 * (size_t)in, (size_t)in));
     free(x2);
     free(ca); free(cb); free(na); free(nb); free(table_a); free(table_b); free(x); free(y);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 // ---- bad inputs ----
@@ -569,7 +539,7 @@ static void test_bad_inputs(void **state) {
     assert_int_equal(r.m.s->loss(&r.m, r.out, r.y, c.B, 0, c.B, 0, r.terms, r.dout), FB_ERR_CONFIG);
     assert_non_null(strstr(fb_last_error(), "row 2"));
     assert_int_equal(r.m.s->loss(&r.m, r.out, r.y, c.B, 2, 2, 0, r.terms, r.dout), FB_ERR_SHAPE);
-    run_teardown(&r);
+    model_run_destroy(&r);
 }
 
 int main(void) {

@@ -15,12 +15,7 @@
 // its draws by the global row (fb_rng_key.row0), so the dropout-on decomposition is asserted.
 #define KERNELS_TAKE_ROW_OFFSET 1
 
-typedef struct {
-    model m;
-    fb_layout P, A;
-    int B;
-    float *x, *y, *out, *dout;
-} ts_run;
+typedef model_run ts_run;
 
 static model_config small_config(const char *method, int B) {
     return (model_config){.method = method, .B = B, .D = 16, .H = 2, .layers = 1, .seq_len = 8, .pred_len = 3,
@@ -28,36 +23,7 @@ static model_config small_config(const char *method, int B) {
 }
 
 static fb_status run_create(ts_run *r, const model_config *c) {
-    memset(r, 0, sizeof *r);
-    fb_layout_canaries = 1;
-    fb_layout_init(&r->P, 2);
-    fb_layout_init(&r->A, 2);
-    fb_status st = model_create(&r->m, &scenario_timeseries, c, &r->P, &r->A);
-    if (st != FB_OK) {
-        fb_layout_free(&r->P);
-        fb_layout_free(&r->A);
-        return st;
-    }
-    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
-    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
-    fb_layout_initialize(&r->P, 17);
-    r->B = r->m.c.B;
-    r->x = alloc_floats((size_t)r->B * r->m.in_stride);
-    r->y = alloc_floats((size_t)r->B * r->m.y_stride);
-    r->out = alloc_floats((size_t)r->B * r->m.out_dim);
-    r->dout = alloc_floats((size_t)r->B * r->m.out_dim);
-    for (int i = 0; i < r->B; i++)
-        r->m.s->sample(&r->m, (uint64_t)i, r->x + (size_t)i * r->m.in_stride, r->y + (size_t)i * r->m.y_stride);
-    return FB_OK;
-}
-
-static void run_destroy(ts_run *r) {
-    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
-    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
-    model_destroy(&r->m);
-    fb_layout_free(&r->P);
-    fb_layout_free(&r->A);
-    free(r->x); free(r->y); free(r->out); free(r->dout);
+    return model_run_create(r, &scenario_timeseries, c, 17);
 }
 
 static model_batch batch(const ts_run *r, int training, uint32_t step) {
@@ -109,7 +75,7 @@ static void test_generator_twin(void **state) {
         assert_false(bitwise_equal(y2, r.y + r.m.y_stride, (size_t)r.m.y_stride));
         free(x2); free(y2);
         fixture_close(&fx);
-        run_destroy(&r);
+        model_run_destroy(&r);
     }
 }
 
@@ -145,7 +111,7 @@ static void test_torch(void **state) {
             check_against(&fx, name, fb_layout_ptr(&r.P, 1, i), r.P.tensors[i].numel, TOL_TORCH_ATTENTION);
         }
         fixture_close(&fx);
-        run_destroy(&r);
+        model_run_destroy(&r);
     }
 }
 
@@ -197,7 +163,7 @@ static void fd_case(const char *method) {
     // the deep, smooth (GELU) model stays ~1e-3 of the largest gradient (measured: h = 3e-3 gives
     // 2e-2 on calendar.scalar.5.bias from rounding, h = 3e-2 gives 1.4e-3 from truncation).
     fd_check(block, fd_loss, &ctx, vars, n, 2e-2f, 6, 5e-3);
-    run_destroy(&r);
+    model_run_destroy(&r);
 }
 
 static void test_finite_differences(void **state) {
@@ -276,7 +242,7 @@ static void test_every_method(void **state) {
         }
         printf("  method %-22s %-8s loss %.4f  |grad fusion.*| %.3e  |grad celestial.*| %.3e\n", fm->name,
                fm->kind == FUSION_VECTOR ? "vector" : "sequence", loss, fs, cs);
-        run_destroy(&r);
+        model_run_destroy(&r);
     }
     printf("  %d methods fit, %d refused\n", fitting, refused);
     assert_true(fitting > 0 && refused > 0);
@@ -327,7 +293,7 @@ static void decomposition_case(const char *method, float dropout, int training, 
     assert_int_equal(r.m.s->backward(&r.m, &tail, r.dout), FB_OK);
     assert_true(finite_grads(&r.P));
     free(dwhole); free(dparts); free(full); free(part);
-    run_destroy(&r);
+    model_run_destroy(&r);
 }
 
 static void test_decomposition(void **state) {
@@ -364,7 +330,7 @@ static void test_threads_bitwise(void **state) {
                 res[t][k] = alloc_floats(n[k]);
                 memcpy(res[t][k], bufs[k], n[k] * sizeof(float));
             }
-            run_destroy(&r);
+            model_run_destroy(&r);
         }
         set_threads(2);
         const char *what[3] = {"out", "dout", "parameter gradients"};
@@ -406,7 +372,7 @@ static void test_bad_config(void **state) {
     model_batch b = batch(&r, 0, 0);
     assert_int_equal(r.m.s->forward(&r.m, &b, r.out), FB_ERR_SHAPE);
     assert_non_null(strstr(fb_last_error(), "sample 1"));
-    run_destroy(&r);
+    model_run_destroy(&r);
 }
 
 static double now(void) {
@@ -434,7 +400,7 @@ static void test_default_step_time(void **state) {
     printf("  default timeseries (D=%d, H=%d, layers=%d, S=%d, P=%d) B=32, 1 thread: forward+loss+backward %.2f ms; "
            "%zu parameters\n", r.m.c.D, r.m.c.H, r.m.c.layers, r.m.c.seq_len, r.m.c.pred_len, 1e3 * best,
            fb_layout_numel(&r.P));
-    run_destroy(&r);
+    model_run_destroy(&r);
     set_threads(2);
 }
 

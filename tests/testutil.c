@@ -223,3 +223,43 @@ int tmpdir_remove(const char *dir) {
     }
     return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+fb_status model_run_create(model_run *r, const scenario *s, const model_config *c, uint64_t param_seed) {
+    memset(r, 0, sizeof *r);
+    fb_layout_canaries = 1;
+    fb_layout_init(&r->P, 2);
+    fb_layout_init(&r->A, 2);
+    const fb_status st = model_create(&r->m, s, c, &r->P, &r->A);
+    if (st != FB_OK) {
+        fb_layout_free(&r->P);
+        fb_layout_free(&r->A);
+        return st;
+    }
+    assert_int_equal(fb_layout_alloc(&r->P), FB_OK);
+    assert_int_equal(fb_layout_alloc(&r->A), FB_OK);
+    fb_layout_initialize(&r->P, param_seed);
+    const model *m = &r->m;
+    r->B = m->c.B;
+    r->x = alloc_floats((size_t)r->B * m->in_stride);
+    r->y = alloc_floats((size_t)r->B * m->y_stride);
+    r->out = alloc_floats((size_t)r->B * m->out_dim);
+    r->dout = alloc_floats((size_t)r->B * m->out_dim);
+    model_run_samples(r, 0);
+    r->b = (model_batch){ .B = r->B, .x = r->x, .y = r->y, .first = 0, .step = 0, .training = 0 };
+    return FB_OK;
+}
+
+void model_run_samples(model_run *r, uint64_t first) {
+    const model *m = &r->m;
+    for (int i = 0; i < r->B; i++)
+        m->s->sample(m, first + (uint64_t)i, r->x + (size_t)i * m->in_stride, r->y + (size_t)i * m->y_stride);
+}
+
+void model_run_destroy(model_run *r) {
+    assert_int_equal(fb_layout_check_canaries(&r->P), 0);
+    assert_int_equal(fb_layout_check_canaries(&r->A), 0);
+    model_destroy(&r->m);
+    fb_layout_free(&r->P);
+    fb_layout_free(&r->A);
+    free(r->x), free(r->y), free(r->out), free(r->dout);
+}

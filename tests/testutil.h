@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <hdf5.h>
+#include "../harness/model.h"
 
 // Tolerances from the foundation issue.
 #define TOL_TORCH 1e-5
@@ -66,3 +67,21 @@ void gather_rows(float *part, const float *whole, const int *src, int rows, size
 int rows_differing(const float *part, const float *whole, const int *src, int rows, size_t row_size);
 // One line for the worst-error table at the end of a test binary.
 void report_worst(void);
+
+// A scenario model under test, as the scenario and instrument tests drive it.
+typedef struct {
+    model m;
+    fb_layout P, A;
+    int B;                             // the model's c.B (after the scenario's defaults)
+    float *x, *y, *out, *dout;         // (B, in_stride), (B, y_stride), (B, out_dim), (B, out_dim)
+    double terms[MODEL_MAX_TERMS];
+    model_batch b;                     // all B rows: first 0, step 0, evaluation mode
+} model_run;
+// Creates scenario s's model from c with layout canaries on, initialises the parameters from
+// param_seed and fills x, y with the generator's samples 0 .. B-1. Returns model_create's status
+// (nothing is left allocated when it fails: a test may expect a refusal).
+fb_status model_run_create(model_run *r, const scenario *s, const model_config *c, uint64_t param_seed);
+// x, y := the generator's samples first .. first + B - 1.
+void model_run_samples(model_run *r, uint64_t first);
+// Checks both layouts' canaries (the test fails on an overrun) and frees everything.
+void model_run_destroy(model_run *r);
