@@ -295,6 +295,9 @@ static void print_result(const study_def *def, const study_result *res, int comp
             printf("    %-10s", "");
         printf(" %-6s n=%d%s\n", strcmp(f->units, "1") ? f->units : "", f->n, thr);
     }
+    if (res->dropped)
+        printf("  note    %d figures past the table's %d were not kept (raise STUDY_MAX_FIGURES)\n", res->dropped,
+               STUDY_MAX_FIGURES);
     printf("  runs    %d of %d complete (%s)\n", complete, total, dir);
     printf("VERDICT %s %s: %s\n", def->name, study_verdict_names[res->verdict], res->reason);
 }

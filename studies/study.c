@@ -198,7 +198,10 @@ int study_paired(const study_set *s, const study_filter *a, const study_filter *
 study_figure *study_add(study_result *res, const char *name, const char *arm, double value, double spread, int n,
                         const char *units, const char *description) {
     static study_figure dropped; // past the table's end: written to, never reported
-    if (res->nfig >= STUDY_MAX_FIGURES) return &dropped;
+    if (res->nfig >= STUDY_MAX_FIGURES) {
+        res->dropped++;
+        return &dropped;
+    }
     study_figure *f = &res->fig[res->nfig++];
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "%s", name);

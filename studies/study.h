@@ -58,6 +58,7 @@ typedef struct {
     char rule[1024];        // the decision rule, thresholds included
     char reason[1024];      // the figures that decided, in one line
     int nfig;
+    int dropped;            // figures past STUDY_MAX_FIGURES, not kept (the command says so)
     study_figure fig[STUDY_MAX_FIGURES];
 } study_result;
 
@@ -120,7 +121,8 @@ const study_run *study_seed_run(const study_set *s, const study_filter *f, int s
 int study_paired(const study_set *s, const study_filter *a, const study_filter *b, study_run_fn fn, const void *ctx,
                  double *d, int max);
 
-// Adds a figure (silently dropped past STUDY_MAX_FIGURES); returns it for the caller to mark.
+// Adds a figure (past STUDY_MAX_FIGURES it is counted in res->dropped, not kept); returns it for the
+// caller to mark.
 study_figure *study_add(study_result *res, const char *name, const char *arm, double value, double spread, int n,
                         const char *units, const char *description);
 // A figure the rule decides on, with the threshold it is held to.

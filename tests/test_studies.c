@@ -93,6 +93,11 @@ static void test_helpers(void **state) {
         sweep_spec_free(&spec);
     }
     assert_null(study_find("nonesuch"));
+    // Figures past the table are counted, not lost silently.
+    memset(&res, 0, sizeof res);
+    for (int i = 0; i < STUDY_MAX_FIGURES + 44; i++) study_add(&res, "x", "", i, NAN, 1, "1", "")->deciding = 1;
+    assert_int_equal(res.nfig, STUDY_MAX_FIGURES);
+    assert_int_equal(res.dropped, 44);
 }
 
 // ---- 000 ----
